@@ -1,0 +1,3 @@
+"""Branch agent: offline-first capture and sync to HQ."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,101 @@
+"""Read the environment once; the only module that does.
+
+Every setting has a default that works on a fresh machine. The README lists
+them all. ``Settings.from_env()`` is called by the app factory and the CLI,
+never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_INSTANCE_DIR = Path.cwd() / "instance"
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime settings of the HQ server."""
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    instance_dir: Path = DEFAULT_INSTANCE_DIR
+    log_level: str = "INFO"
+    max_batch_events: int = 1000
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_decompressed_bytes: int = 32 * 1024 * 1024
+    future_skew_seconds: int = 24 * 3600
+    default_timezone: str = "Asia/Shanghai"
+    queue_name: str = "default"
+    job_timeout_seconds: int = 1800
+    bind: str = "127.0.0.1:8000"
+    web_concurrency: int = 2
+    testing: bool = False
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Build settings from the process environment (or the mapping given)."""
+        env = dict(os.environ if environ is None else environ)
+        secret = env.get("SECRET_KEY") or secrets.token_hex(32)
+        return cls(
+            database_url=env.get("DATABASE_URL") or None,
+            redis_url=env.get("REDIS_URL") or None,
+            secret_key=secret,
+            instance_dir=Path(env.get("HQ_INSTANCE_DIR") or DEFAULT_INSTANCE_DIR).resolve(),
+            log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+            max_batch_events=_int(env, "HQ_MAX_BATCH_EVENTS", 1000),
+            max_body_bytes=_int(env, "HQ_MAX_BODY_BYTES", 8 * 1024 * 1024),
+            max_decompressed_bytes=_int(env, "HQ_MAX_DECOMPRESSED_BYTES", 32 * 1024 * 1024),
+            future_skew_seconds=_int(env, "HQ_FUTURE_SKEW_SECONDS", 24 * 3600),
+            default_timezone=env.get("HQ_DEFAULT_TIMEZONE") or "Asia/Shanghai",
+            queue_name=env.get("HQ_QUEUE") or "default",
+            job_timeout_seconds=_int(env, "HQ_JOB_TIMEOUT", 1800),
+            bind=env.get("HQ_BIND") or "127.0.0.1:8000",
+            web_concurrency=_int(env, "WEB_CONCURRENCY", 2),
+        )
+
+    @classmethod
+    def for_tests(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Build settings for the test suite: the test database and Redis."""
+        env = dict(os.environ if environ is None else environ)
+        base = cls.from_env(env)
+        return replace(
+            base,
+            database_url=env.get("TEST_DATABASE_URL") or None,
+            redis_url=env.get("REDIS_URL") or None,
+            secret_key="test-secret",
+            testing=True,
+        )
+
+    def child_env(self) -> dict[str, str]:
+        """Return this process's environment pointing children at the same services."""
+        env = dict(os.environ)
+        env.update(DATABASE_URL=self.database_url or "", REDIS_URL=self.redis_url or "",
+                   SECRET_KEY=self.secret_key, HQ_INSTANCE_DIR=str(self.instance_dir))
+        return env
+
+    def with_urls(self, database_url: str, redis_url: str) -> Settings:
+        """Return a copy with resolved service URLs."""
+        return replace(self, database_url=database_url, redis_url=redis_url)
+
+
+def test_service_env() -> dict[str, str | None]:
+    """Return the service URLs the test suite was pointed at, if any."""
+    return {
+        "TEST_DATABASE_URL": os.environ.get("TEST_DATABASE_URL"),
+        "REDIS_URL": os.environ.get("REDIS_URL"),
+        "CI": os.environ.get("CI"),
+    }

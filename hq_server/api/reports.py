@@ -1,0 +1,58 @@
+"""Read API for managers and finance: metrics of any org unit, scoped by role."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from flask import g
+from flask_smorest import Blueprint
+from marshmallow import Schema, ValidationError, fields, validates_schema
+
+from hq_server.api.auth import token_required
+from hq_server.services import reports
+
+blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Reports")
+MAX_PERIOD_DAYS = 3660
+
+
+class FunnelArgsSchema(Schema):
+    unit = fields.String(required=True, metadata={"description": "org unit code, e.g. EAST"})
+    from_ = fields.Date(data_key="from", metadata={"description": "first day (default: to − 29)"})
+    to = fields.Date(metadata={"description": "last day, inclusive (default: today)"})
+
+    @validates_schema
+    def _period(self, data, **kwargs):
+        end = data.setdefault("to", date.today())
+        start = data.setdefault("from_", end - timedelta(days=29))
+        if start > end:
+            raise ValidationError("must not be after 'to'", "from")
+        if (end - start).days > MAX_PERIOD_DAYS:
+            raise ValidationError(f"a period spans at most {MAX_PERIOD_DAYS} days", "from")
+
+
+class StageSchema(Schema):
+    stage = fields.String()
+    reached = fields.Integer()
+    next_stage = fields.String(allow_none=True)
+    conversion_to_next = fields.Float(allow_none=True)
+
+
+class FunnelSchema(Schema):
+    unit = fields.Dict()
+    period = fields.Dict()
+    cohort = fields.Dict(metadata={"description": "deals opened in the period and the "
+                                   "stages they ever reached (lost included)"})
+    closed = fields.Dict(metadata={"description": "deals closed in the period; win rate"})
+    activity = fields.Dict(keys=fields.String(), values=fields.Float())
+
+
+@blp.get("/funnel")
+@token_required("user", "agent")
+@blp.arguments(FunnelArgsSchema, location="query", as_kwargs=True)
+@blp.response(200, FunnelSchema)
+def funnel(unit, from_, to):
+    """Return the cohort funnel, win rate and activity of a unit's subtree."""
+    result = reports.funnel(g.principal, unit, from_, to)
+    result["period"] = {"from": result["period"]["from"].isoformat(),
+                        "to": result["period"]["to"].isoformat()}
+    return result

@@ -1,0 +1,78 @@
+"""Sync API for branch agents: push events (pull comes with the agent)."""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+from flask import current_app, g, request
+from flask_smorest import Blueprint
+from marshmallow import ValidationError
+
+from hq_server.api.auth import token_required
+from hq_server.api.errors import ApiError
+from hq_server.extensions import db
+from hq_server.models import OrgUnit
+from hq_server.services.ingest import PushConflict, push_batch
+from shared.protocol import PushRequestSchema, PushResponseSchema
+
+blp = Blueprint("sync", __name__, url_prefix="/api/v1/sync", description="Branch agent sync")
+PUSH_REQUEST = PushRequestSchema()
+
+
+def _decompress(body: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj(wbits=47)  # gzip or zlib header, auto-detected
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ApiError(400, "bad_gzip", f"the body is not valid gzip: {exc}") from exc
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise ApiError(413, "decompressed_too_large",
+                       f"the decompressed body exceeds {limit} bytes")
+    return out
+
+
+def _read_json() -> object:
+    settings = current_app.config["SETTINGS"]
+    body = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413 before reading
+    if request.headers.get("Content-Encoding", "").lower() in ("gzip", "deflate"):
+        body = _decompress(body, settings.max_decompressed_bytes)
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from exc
+
+
+@blp.post("/push")
+@token_required("agent")
+@blp.doc(requestBody={"content": {"application/json": {"schema": PushRequestSchema}}},
+         parameters=[{"in": "query", "name": "dry_run", "schema": {"type": "boolean"},
+                      "description": "validate only; store nothing"}])
+@blp.response(200, PushResponseSchema)
+def push():
+    """Store a batch of events; answer per event: accepted, duplicate or rejected."""
+    settings = current_app.config["SETTINGS"]
+    payload = _read_json()
+    try:
+        body = PUSH_REQUEST.load(payload if isinstance(payload, dict) else {"_": payload})
+    except ValidationError as exc:
+        raise ApiError(422, "invalid", "the push body is not valid",
+                       exc.normalized_messages()) from exc
+    if len(body["events"]) > settings.max_batch_events:
+        raise ApiError(413, "too_many_events",
+                       f"at most {settings.max_batch_events} events per push; "
+                       f"got {len(body['events'])}")
+    dry_run = request.args.get("dry_run", "").lower() in ("1", "true", "yes")
+    branch = db.session.get(OrgUnit, g.principal.branch_id)
+    try:
+        outcome = push_batch(branch, body["agent"]["id"], body["agent"]["version"],
+                             body["events"], dry_run=dry_run)
+    except PushConflict as exc:
+        db.session.rollback()
+        raise ApiError(409, "retry", f"{exc}; nothing was stored, push the batch again",
+                       headers={"Retry-After": "1"}) from exc
+    if dry_run:
+        db.session.rollback()
+    else:
+        db.session.commit()
+    return outcome.as_dict()

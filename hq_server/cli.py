@@ -1,0 +1,266 @@
+"""The ``hq-server`` command: database, org, tokens, users, server, worker, demo."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from config.settings import Settings
+
+
+class Context:
+    """Settings resolved once per command; the app is built on first use."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._app = None
+
+    @property
+    def app(self):
+        if self._app is None:
+            from hq_server import create_app
+            from hq_server.embedded import resolve_services
+
+            self.settings = resolve_services(self.settings)
+            self._app = create_app(self.settings)
+        return self._app
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group()
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """HQ sync and oversight server.
+
+    Configured from the environment (DATABASE_URL, REDIS_URL, SECRET_KEY,
+    HQ_INSTANCE_DIR, ...); with no URLs it runs embedded PostgreSQL and Redis.
+    """
+    ctx.obj = Context(Settings.from_env())
+
+
+@main.group()
+def db() -> None:
+    """Manage the database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@pass_ctx
+def db_upgrade(ctx: Context, revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    upgrade_database(ctx.app, revision)
+    click.echo(f"database at {revision}")
+
+
+def upgrade_database(app, revision: str = "head") -> None:
+    """Run Alembic's upgrade inside ``app``."""
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        upgrade(revision=revision)
+
+
+@main.group()
+def org() -> None:
+    """Load and inspect the org tree."""
+
+
+@org.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_ctx
+def org_import(ctx: Context, file: Path) -> None:
+    """Create or update regions, branches and reps from a CSV or YAML FILE."""
+    report = import_org_file(ctx.app, file)
+    click.echo(f"created: {report.created['region']} region(s), {report.created['branch']} "
+               f"branch(es), {report.created['rep']} rep(s); moved: {len(report.moved)}")
+
+
+def import_org_file(app, file: Path):
+    """Import ``file`` in one transaction; exit with the row errors if it is invalid."""
+    from hq_server.extensions import db as database
+    from hq_server.services.org import OrgImportError, import_org, read_org_file
+
+    with app.app_context():
+        try:
+            report = import_org(read_org_file(file), app.config["SETTINGS"].default_timezone)
+        except OrgImportError as exc:
+            database.session.rollback()
+            click.echo(f"error: {exc}", err=True)
+            for where, errors in exc.errors.items():
+                click.echo(f"  {where}: {json.dumps(errors, ensure_ascii=False)}", err=True)
+            raise SystemExit(2) from exc
+        database.session.commit()
+    return report
+
+
+@org.command("list")
+@pass_ctx
+def org_list(ctx: Context) -> None:
+    """Print the active org tree."""
+    from sqlalchemy import select
+
+    from hq_server.extensions import db as database
+    from hq_server.models import OrgUnit
+
+    with ctx.app.app_context():
+        units = database.session.scalars(
+            select(OrgUnit).where(OrgUnit.active_to.is_(None)).order_by(OrgUnit.path))
+        for unit in units:
+            click.echo(f"{'  ' * unit.level}{unit.code}  {unit.name} ({unit.kind}, {unit.timezone})")
+
+
+@main.command("agent-token")
+@click.argument("branch")
+@click.option("--label", default="")
+@pass_ctx
+def agent_token(ctx: Context, branch: str, label: str) -> None:
+    """Issue a token for the agent of BRANCH (printed once; only its hash is kept)."""
+    from hq_server.extensions import db as database
+    from hq_server.services.auth import AuthError, issue_agent_token
+
+    with ctx.app.app_context():
+        try:
+            token = issue_agent_token(branch, label)
+        except AuthError as exc:
+            raise click.ClickException(str(exc)) from exc
+        database.session.commit()
+    click.echo(token)
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--role", required=True,
+              type=click.Choice(["staff", "branch_manager", "region_manager", "hq_manager",
+                                 "finance", "admin"]))
+@click.option("--scope", "scope_code", required=True, help="org unit code, e.g. HQ or EAST")
+@click.option("--name", "display_name", default="")
+@click.option("--password", default=None, help="for web login (prompted if '-')")
+@click.option("--token/--no-token", default=True, show_default=True,
+              help="also issue an API token (printed once)")
+@pass_ctx
+def user_add(ctx: Context, username: str, role: str, scope_code: str, display_name: str,
+             password: str | None, token: bool) -> None:
+    """Create user USERNAME with a role and a scope."""
+    from hq_server.extensions import db as database
+    from hq_server.services.auth import AuthError, add_user, issue_user_token
+
+    if password == "-":
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    with ctx.app.app_context():
+        try:
+            account = add_user(username, role, scope_code, display_name, password)
+            secret = issue_user_token(account) if token else None
+        except AuthError as exc:
+            raise click.ClickException(str(exc)) from exc
+        database.session.commit()
+    click.echo(f"user {username} ({role}, scope {scope_code}) created")
+    if secret:
+        click.echo(secret)
+
+
+@main.command()
+@click.option("--branch", default=None, help="one branch code (default: all)")
+@click.option("--inline", is_flag=True, help="run now in this process instead of on RQ")
+@pass_ctx
+def rebuild(ctx: Context, branch: str | None, inline: bool) -> None:
+    """Recompute deal projections and rollups from the event log."""
+    from hq_server.extensions import db as database
+    from hq_server.jobs.outbox import add_job
+    from hq_server.services.rebuild import rebuild_all, rebuild_branch
+
+    with ctx.app.app_context():
+        if inline:
+            count = rebuild_branch(branch) if branch else rebuild_all()
+            database.session.commit()
+            click.echo(f"replayed {count} events")
+            return
+        add_job(f"rebuild_rollups:{branch or '*'}", "rebuild_rollups", branch=branch)
+        database.session.commit()
+    click.echo("rebuild queued; a worker will run it")
+
+
+@main.command()
+@click.option("--bind", default=None, help="host:port (default HQ_BIND or 127.0.0.1:8000)")
+@click.option("--workers", type=int, default=None, help="gunicorn workers (WEB_CONCURRENCY)")
+@pass_ctx
+def serve(ctx: Context, bind: str | None, workers: int | None) -> None:
+    """Serve the API with gunicorn (the production server)."""
+    from hq_server.wsgi import run_gunicorn
+
+    app = ctx.app
+    run_gunicorn(app, bind or ctx.settings.bind, workers or ctx.settings.web_concurrency)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="run queued jobs, then exit")
+@click.option("--relay/--no-relay", default=True, show_default=True,
+              help="also run the job-outbox relay")
+@pass_ctx
+def worker(ctx: Context, burst: bool, relay: bool) -> None:
+    """Run an RQ worker (with its scheduler) for the app's queue."""
+    from rq import Worker
+    from rq.serializers import JSONSerializer
+
+    from hq_server.jobs.queue import get_queue
+
+    app = ctx.app
+    relay_proc = None
+    if relay and not burst:
+        relay_proc = subprocess.Popen([sys.executable, "-m", "hq_server.cli", "relay"],
+                                      env=service_env(ctx.settings))
+    try:
+        with app.app_context():
+            queue = get_queue()
+            rq_worker = Worker([queue], connection=queue.connection, serializer=JSONSerializer)
+            rq_worker.work(burst=burst, with_scheduler=not burst)
+    finally:
+        if relay_proc:
+            relay_proc.terminate()
+            relay_proc.wait(10)
+
+
+@main.command("relay")
+@click.option("--interval", default=1.0, show_default=True, help="seconds between polls")
+@click.option("--once", is_flag=True, help="relay what is waiting, then exit")
+@pass_ctx
+def relay_cmd(ctx: Context, interval: float, once: bool) -> None:
+    """Hand committed job-outbox rows to RQ (and re-send ones RQ lost)."""
+    from hq_server.jobs.outbox import relay
+    from hq_server.jobs.queue import get_queue
+
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    with ctx.app.app_context():
+        queue = get_queue()
+        while not stop:
+            sent = relay(queue)
+            if once:
+                click.echo(f"relayed {sent} job(s)")
+                return
+            time.sleep(interval)
+
+
+def service_env(settings: Settings) -> dict[str, str]:
+    """Return an environment that points child processes at the same services."""
+    return settings.child_env()
+
+
+from hq_server.demo import demo  # noqa: E402  (registers the demo command)
+
+main.add_command(demo)
+
+if __name__ == "__main__":
+    main()

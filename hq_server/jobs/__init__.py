@@ -1,0 +1,1 @@
+"""Background work on RQ: the outbox relay, the tasks, and the sweep."""

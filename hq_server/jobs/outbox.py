@@ -1,0 +1,69 @@
+"""The job outbox: write work in the caller's transaction, hand it to RQ after commit."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from redis.exceptions import RedisError
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+
+from hq_server.extensions import db
+from hq_server.models import JobOutbox
+
+log = logging.getLogger(__name__)
+
+
+def add_job(key: str, func: str, **kwargs) -> None:
+    """Queue ``func(**kwargs)`` for after commit; a key already waiting is not added twice."""
+    from hq_server.jobs.tasks import TASKS
+
+    if func not in TASKS:
+        raise ValueError(f"unknown job {func!r}")
+    db.session.execute(
+        insert(JobOutbox).values(key=key, task=func, kwargs=kwargs).on_conflict_do_update(
+            index_elements=["key"],
+            set_={"done_at": None, "enqueued_at": None, "kwargs": kwargs, "last_error": None},
+            where=JobOutbox.done_at.is_not(None),
+        )
+    )
+
+
+def mark_done(key: str) -> None:
+    """Record that the job with ``key`` finished (in the job's own transaction)."""
+    db.session.execute(text("UPDATE job_outbox SET done_at = now() WHERE key = :k"), {"k": key})
+
+
+def relay(queue, *, stale_after: timedelta = timedelta(minutes=30), limit: int = 100) -> int:
+    """Enqueue committed outbox rows not yet handed to RQ (or lost by it); return how many.
+
+    Rows handed over ``stale_after`` ago and still not done are handed over again:
+    RQ can lose a job (a killed worker, an evicted key), and every job is idempotent.
+    """
+    from hq_server.jobs.queue import RETRY
+    from hq_server.jobs.tasks import TASKS
+
+    now = datetime.now(UTC)
+    rows = db.session.scalars(
+        select(JobOutbox)
+        .where(JobOutbox.done_at.is_(None))
+        .where((JobOutbox.enqueued_at.is_(None)) | (JobOutbox.enqueued_at < now - stale_after))
+        .order_by(JobOutbox.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    sent = 0
+    for row in rows:
+        job_id = f"{row.key}:{row.attempts + 1}"
+        try:
+            queue.enqueue_call(TASKS[row.task], kwargs={**row.kwargs, "outbox_key": row.key},
+                               job_id=job_id, retry=RETRY, failure_ttl=7 * 86400,
+                               result_ttl=86400)
+        except RedisError as exc:
+            log.warning("Redis unavailable, %d job(s) wait in the outbox: %s", len(rows), exc)
+            break
+        row.enqueued_at, row.attempts = now, row.attempts + 1
+        sent += 1
+    db.session.commit()
+    return sent

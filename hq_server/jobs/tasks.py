@@ -1,0 +1,30 @@
+"""Job functions: thin, idempotent calls into services, keyed by their outbox row."""
+
+from __future__ import annotations
+
+import logging
+
+from hq_server.jobs.context import app_context
+
+log = logging.getLogger(__name__)
+
+
+def rebuild_rollups(branch: str | None = None, outbox_key: str | None = None) -> dict:
+    """Recompute projections and rollups from the event log (one branch or all)."""
+    from hq_server.extensions import db
+    from hq_server.jobs.outbox import mark_done
+    from hq_server.services.rebuild import rebuild_all, rebuild_branch
+
+    with app_context():
+        if branch:
+            replayed = rebuild_branch(branch)
+        else:
+            replayed = rebuild_all()
+        if outbox_key:
+            mark_done(outbox_key)
+        db.session.commit()
+    return {"branch": branch, "events": replayed}
+
+
+# The functions the outbox may name; the relay refuses anything else.
+TASKS = {"rebuild_rollups": rebuild_rollups}

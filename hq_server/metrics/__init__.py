@@ -1,0 +1,1 @@
+"""Pure domain arithmetic: no IO, no framework imports."""

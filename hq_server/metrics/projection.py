@@ -1,0 +1,142 @@
+"""Fold events into a deal's state, the same whatever order they arrive in.
+
+Every field is a last-writer-wins register keyed by ``(occurred_at, event
+id)``; first-reached times are minima and counts are sums. All three are
+commutative, so incremental ingest (any batching, any arrival order,
+duplicates dropped upstream) and a full rebuild give the same state.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from shared.stages import STAGES_BY_NAME
+
+# Which stage an event puts the deal in (explicitly) or shows it reached.
+_STAGE_SETTERS = {"deal.opened", "lead.created", "deal.stage_changed", "deal.won", "deal.lost"}
+
+
+def version_key(occurred_at: datetime, event_id: Any) -> str:
+    """Return the total-order key of an event: UTC time, then id."""
+    utc = occurred_at.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S.%f}Z|{event_id}"
+
+
+def new_deal(deal_id: Any, branch_id: int) -> dict:
+    """Return the state of a deal no event has touched yet."""
+    return {
+        "id": deal_id,
+        "branch_id": branch_id,
+        "rep_id": None,
+        "customer": None,
+        "name": None,
+        "stage": None,
+        "status": "open",
+        "amount": None,
+        "currency": None,
+        "expected_close": None,
+        "forecast_category": None,
+        "loss_reason": None,
+        "opened_at": None,
+        "closed_at": None,
+        "last_activity_at": None,
+        "event_count": 0,
+        "reached_at": {},
+        "versions": {},
+    }
+
+
+def stage_set_by(event: dict) -> str | None:
+    """Return the stage an event explicitly moves its deal to, if any."""
+    kind, data = event["type"], event["data"]
+    if kind == "deal.opened":
+        return data.get("stage") or "lead"
+    if kind == "lead.created":
+        return "lead"
+    if kind == "deal.stage_changed":
+        return data["to"]
+    if kind == "deal.won":
+        return "won"
+    if kind == "deal.lost":
+        return "lost"
+    return None
+
+
+def stage_reached_by(event: dict) -> str | None:
+    """Return the furthest funnel stage an event shows its deal reached."""
+    kind, data = event["type"], event["data"]
+    if kind == "visit.logged":
+        return "visit" if data.get("decision_maker_met") else None
+    if kind == "quote.issued":
+        return "quote"
+    stage = stage_set_by(event)
+    return None if stage == "lost" else stage
+
+
+def _write(state: dict, field: str, key: str, **values: Any) -> None:
+    """Set ``values`` if this event is the latest writer of ``field``."""
+    current = state["versions"].get(field)
+    if current is None or key > current:
+        state["versions"][field] = key
+        state.update(values)
+
+
+def _min_time(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b < a else a
+
+
+def apply_event(state: dict, event: dict) -> dict:
+    """Fold one loaded event into ``state`` (mutated and returned).
+
+    ``event`` is a loaded event (``shared.events.load_event``) with ``rep_id``
+    resolved, and for ``lead.assigned`` ``to_rep_id`` resolved as well.
+    """
+    at: datetime = event["occurred_at"]
+    key = version_key(at, event["id"])
+    kind, data = event["type"], event["data"]
+    state["event_count"] += 1
+    state["last_activity_at"] = max(filter(None, (state["last_activity_at"], at)))
+    if event.get("customer"):
+        _write(state, "customer", key, customer=event["customer"])
+    if kind in ("deal.opened", "lead.created"):
+        state["opened_at"] = _min_time(state["opened_at"], at)
+        _write(state, "owner", key, rep_id=event["rep_id"])
+    if kind == "lead.assigned":
+        _write(state, "owner", key, rep_id=event["to_rep_id"])
+    if kind == "deal.opened":
+        _write(state, "name", key, name=data["name"])
+    if "amount" in data and kind in ("deal.opened", "deal.updated", "deal.won"):
+        currency = data.get("currency") or state["currency"]
+        _write(state, "amount", key, amount=Decimal(data["amount"]), currency=currency)
+    if "expected_close" in data and kind in ("deal.opened", "deal.updated"):
+        _write(state, "expected_close", key, expected_close=data["expected_close"])
+    if "forecast_category" in data:
+        _write(state, "forecast_category", key, forecast_category=data["forecast_category"])
+    if kind == "deal.lost":
+        _write(state, "loss_reason", key, loss_reason=data.get("loss_reason"))
+    stage = stage_set_by(event)
+    if stage is not None:
+        closed = STAGES_BY_NAME[stage].is_closed
+        status = "won" if stage == "won" else "lost" if stage == "lost" else "open"
+        _write(state, "stage", key, stage=stage, status=status, closed_at=at if closed else None)
+    _mark_reached(state, stage_reached_by(event), at)
+    return state
+
+
+def _mark_reached(state: dict, stage: str | None, at: datetime) -> None:
+    """Record that the deal reached ``stage`` (and so every earlier one) by ``at``."""
+    reached = state["reached_at"]
+    stamp = at.astimezone(UTC).isoformat()
+    # Any event on a deal shows it exists, i.e. reached the first stage.
+    order = STAGES_BY_NAME[stage].order if stage else 1
+    for name, info in STAGES_BY_NAME.items():
+        if not info.is_lost and info.order <= order:
+            if name not in reached or stamp < reached[name]:
+                reached[name] = stamp
+
+
+def local_day(moment: datetime | None, tz) -> Any:
+    """Return the calendar date of ``moment`` in time zone ``tz`` (None stays None)."""
+    return None if moment is None else moment.astimezone(tz).date()

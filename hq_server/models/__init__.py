@@ -1,0 +1,21 @@
+"""HQ's tables, one module per noun; importing this package registers them all."""
+
+from hq_server.models.auth import ApiToken, User
+from hq_server.models.deals import Deal
+from hq_server.models.events import AgentStream, Event, SeqGap
+from hq_server.models.jobs import JobOutbox
+from hq_server.models.org import OrgUnit, Rep
+from hq_server.models.rollups import DailyRollup
+
+__all__ = [
+    "AgentStream",
+    "ApiToken",
+    "DailyRollup",
+    "Deal",
+    "Event",
+    "JobOutbox",
+    "OrgUnit",
+    "Rep",
+    "SeqGap",
+    "User",
+]

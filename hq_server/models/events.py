@@ -1,0 +1,79 @@
+"""The append-only event log and per-agent sequence tracking."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hq_server.extensions import db
+
+
+class Event(db.Model):
+    """One accepted event, exactly as the agent sent it (``payload``)."""
+
+    __tablename__ = "events"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    branch_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"))
+    rep_id: Mapped[int] = mapped_column(ForeignKey("reps.id"))
+    agent_id: Mapped[str] = mapped_column(String(100))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(40))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    local_day: Mapped[date] = mapped_column(Date)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    deal_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    customer: Mapped[str | None] = mapped_column(String(100))
+    playbook_version: Mapped[int | None] = mapped_column(Integer)
+    content_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    payload: Mapped[dict] = mapped_column(JSONB)
+
+    __table_args__ = (
+        Index("ix_events_branch_day", "branch_id", "local_day"),
+        Index("ix_events_deal", "deal_id"),
+        Index("ix_events_agent_seq", "branch_id", "agent_id", "seq"),
+    )
+
+
+class AgentStream(db.Model):
+    """What HQ knows of one agent's stream: highest seq, last push."""
+
+    __tablename__ = "agent_streams"
+
+    branch_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    agent_version: Mapped[str] = mapped_column(String(50), default="")
+    max_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    events_accepted: Mapped[int] = mapped_column(BigInteger, default=0)
+    pushes: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_push_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SeqGap(db.Model):
+    """A range of an agent's seq numbers HQ has not received (yet)."""
+
+    __tablename__ = "seq_gaps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    branch_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"))
+    agent_id: Mapped[str] = mapped_column(String(100))
+    first_seq: Mapped[int] = mapped_column(BigInteger)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_seq_gaps_agent", "branch_id", "agent_id"),)

@@ -1,0 +1,28 @@
+"""Daily rollups: additive counts per (branch, rep, local day, metric)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import Date, ForeignKey, Numeric, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hq_server.extensions import db
+
+
+class DailyRollup(db.Model):
+    """One metric's total for one rep of one branch on one local day.
+
+    Branch, region and HQ figures are sums over these rows, selected by the
+    materialized path of the branch row, so a rep's row is also the finest
+    grain of every org unit above it.
+    """
+
+    __tablename__ = "daily_rollups"
+
+    branch_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    rep_id: Mapped[int] = mapped_column(ForeignKey("reps.id"), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[Decimal] = mapped_column(Numeric(20, 2), default=0)

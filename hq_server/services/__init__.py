@@ -1,0 +1,1 @@
+"""Use cases: each reads and writes HQ tables for one job and owns its transaction shape."""

@@ -1,0 +1,258 @@
+"""Take a branch's pushed events: validate, dedupe, store and project in one transaction.
+
+The caller (the sync view) owns nothing: ``push_batch`` runs every read and
+write of one push on the session's connection and the view's teardown commits
+or rolls back. Ingest never talks to Redis: work for later is a job-outbox row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+
+from hq_server.extensions import db
+from hq_server.metrics import projection, rollups, seqgaps
+from hq_server.models import OrgUnit
+from hq_server.services.deals import load_deals, write_deals
+from hq_server.services.rows import to_json
+from shared import protocol
+from shared.events import content_hash, load_event
+from shared.stages import STAGES_BY_NAME
+
+
+class PushConflict(RuntimeError):
+    """A concurrent push from another branch claimed the same ids; retry the batch."""
+
+
+@dataclass
+class _Candidate:
+    index: int
+    raw: dict
+    event: dict
+    digest: bytes
+
+
+@dataclass
+class PushOutcome:
+    """Per-event results of one push, in request order."""
+
+    results: list[dict]
+    dry_run: bool = False
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"dry_run": self.dry_run, "counts": self.counts, "results": self.results}
+
+
+def _rejected(index: int, event_id, code: str, errors: dict | None = None) -> dict:
+    out = {"index": index, "id": event_id, "status": protocol.REJECTED, "code": code,
+           "message": protocol.REJECTION_MESSAGES[code]}
+    if errors:
+        out["errors"] = errors
+    return out
+
+
+def _ok(index: int, event_id, status: str) -> dict:
+    return {"index": index, "id": event_id, "status": status}
+
+
+def _raw_id(raw) -> str | None:
+    return raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+
+
+def push_batch(branch: OrgUnit, agent_id: str, agent_version: str, raw_events: list,
+               *, dry_run: bool = False, future_skew: timedelta = timedelta(days=1),
+               now: datetime | None = None) -> PushOutcome:
+    """Validate and store one batch pushed by the agent of ``branch``."""
+    now = now or datetime.now(UTC)
+    results: list[dict | None] = [None] * len(raw_events)
+    candidates = _validate(raw_events, results, now + future_skew)
+    conn = db.session.connection()
+    # One push per branch at a time: seq tracking and the projection stay simple
+    # and other branches' pushes run in parallel.
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"branch:{branch.code}"})
+    accepted = _check_against_store(conn, branch, candidates, results)
+    if accepted and not dry_run:
+        _store(conn, branch, agent_id, accepted, now)
+    if not dry_run:
+        _track_stream(conn, branch, agent_id, agent_version, accepted, now)
+    counts = {s: 0 for s in (protocol.ACCEPTED, protocol.DUPLICATE, protocol.REJECTED)}
+    for r in results:
+        counts[r["status"]] += 1
+    return PushOutcome(results=results, dry_run=dry_run, counts=counts)
+
+
+def _validate(raw_events: list, results: list, latest: datetime) -> list[_Candidate]:
+    """Check each event on its own and against the batch; fill rejections into ``results``."""
+    candidates: list[_Candidate] = []
+    in_batch: dict[uuid.UUID, bytes] = {}
+    for i, raw in enumerate(raw_events):
+        event, errors = load_event(raw)
+        if errors:
+            results[i] = _rejected(i, _raw_id(raw), protocol.INVALID, errors)
+            continue
+        digest = content_hash(raw)
+        eid = event["id"]
+        if eid in in_batch:
+            same = in_batch[eid] == digest
+            results[i] = _ok(i, str(eid), protocol.DUPLICATE) if same else _rejected(
+                i, str(eid), protocol.CONFLICT)
+            continue
+        stage_error = _stage_error(event)
+        if stage_error:
+            results[i] = _rejected(i, str(eid), protocol.INVALID, stage_error)
+            continue
+        if event["occurred_at"] > latest:
+            results[i] = _rejected(i, str(eid), protocol.IN_FUTURE,
+                                   {"occurred_at": ["later than HQ's clock allows"]})
+            continue
+        in_batch[eid] = digest
+        candidates.append(_Candidate(i, raw, event, digest))
+    return candidates
+
+
+def _stage_error(event: dict) -> dict | None:
+    stage = projection.stage_set_by(event)
+    if stage is not None and stage not in STAGES_BY_NAME:
+        field_name = "to" if event["type"] == "deal.stage_changed" else "stage"
+        return {"data": {field_name: [f"unknown stage; one of {', '.join(STAGES_BY_NAME)}"]}}
+    return None
+
+
+def _check_against_store(conn, branch: OrgUnit, candidates: list[_Candidate],
+                         results: list) -> list[_Candidate]:
+    """Drop stored duplicates and conflicts; check reps and deals belong to the branch."""
+    if not candidates:
+        return []
+    ids = [c.event["id"] for c in candidates]
+    stored = dict(conn.execute(text("SELECT id, content_hash FROM events WHERE id = ANY(:ids)"),
+                               {"ids": ids}).all())
+    rep_codes = {c.event["rep"] for c in candidates}
+    rep_codes |= {c.event["data"]["to_rep"] for c in candidates if c.event["type"] == "lead.assigned"}
+    reps = {code: (rid, bid) for code, rid, bid in conn.execute(
+        text("SELECT code, id, branch_id FROM reps WHERE code = ANY(:c)"), {"c": list(rep_codes)})}
+    own_rows = set(conn.execute(text("SELECT id FROM org_units WHERE code = :c"),
+                                {"c": branch.code}).scalars())
+    deal_ids = list({c.event["deal"] for c in candidates if "deal" in c.event})
+    deal_branches = dict(conn.execute(
+        text("SELECT id, branch_id FROM deals WHERE id = ANY(:ids)"), {"ids": deal_ids}).all())
+    accepted = []
+    for c in candidates:
+        ev, eid = c.event, str(c.event["id"])
+        if ev["id"] in stored:
+            same = bytes(stored[ev["id"]]) == c.digest
+            results[c.index] = _ok(c.index, eid, protocol.DUPLICATE) if same else _rejected(
+                c.index, eid, protocol.CONFLICT)
+            continue
+        code = _ownership_error(ev, reps, own_rows, deal_branches)
+        if code:
+            results[c.index] = _rejected(c.index, eid, code)
+            continue
+        ev["rep_id"] = reps[ev["rep"]][0]
+        if ev["type"] == "lead.assigned":
+            ev["to_rep_id"] = reps[ev["data"]["to_rep"]][0]
+        results[c.index] = _ok(c.index, eid, protocol.ACCEPTED)
+        accepted.append(c)
+    return accepted
+
+
+def _ownership_error(ev: dict, reps: dict, own_rows: set, deal_branches: dict) -> str | None:
+    for code in (ev["rep"], ev["data"].get("to_rep") if ev["type"] == "lead.assigned" else None):
+        if code is None:
+            continue
+        if code not in reps:
+            return protocol.UNKNOWN_REP
+        if reps[code][1] not in own_rows:
+            return protocol.REP_OTHER_BRANCH
+    deal = ev.get("deal")
+    if deal is not None and deal in deal_branches and deal_branches[deal] not in own_rows:
+        return protocol.DEAL_OTHER_BRANCH
+    return None
+
+
+def _store(conn, branch: OrgUnit, agent_id: str, accepted: list[_Candidate], now) -> None:
+    tz = ZoneInfo(branch.timezone)
+    rows = [
+        {
+            "id": c.event["id"], "branch_id": branch.id, "rep_id": c.event["rep_id"],
+            "agent_id": agent_id, "seq": c.event["seq"], "type": c.event["type"],
+            "occurred_at": c.event["occurred_at"],
+            "local_day": c.event["occurred_at"].astimezone(tz).date(),
+            "received_at": now, "deal_id": c.event.get("deal"),
+            "customer": c.event.get("customer"),
+            "playbook_version": c.event.get("playbook_version"),
+            "content_hash": c.digest, "payload": c.raw,
+        }
+        for c in accepted
+    ]
+    inserted = conn.execute(text(
+        "INSERT INTO events SELECT * FROM json_populate_recordset(NULL::events, :rows) "
+        "ON CONFLICT (id) DO NOTHING RETURNING id"), {"rows": to_json(rows)}).scalars().all()
+    if len(inserted) != len(rows):
+        raise PushConflict("event ids were stored by a concurrent push")
+    events = [c.event for c in accepted]
+    apply_to_projection(conn, branch, events)
+    add_rollups(conn, branch, events)
+
+
+def apply_to_projection(conn, branch: OrgUnit, events: list[dict]) -> None:
+    """Fold events into their deals' projected state and write the deals back."""
+    by_deal: dict[uuid.UUID, list[dict]] = {}
+    for ev in events:
+        if "deal" in ev:
+            by_deal.setdefault(ev["deal"], []).append(ev)
+    if not by_deal:
+        return
+    states = load_deals(conn, list(by_deal))
+    for deal_id, deal_events in by_deal.items():
+        state = states.setdefault(deal_id, projection.new_deal(deal_id, branch.id))
+        for ev in deal_events:
+            projection.apply_event(state, ev)
+    if write_deals(conn, list(states.values()), ZoneInfo(branch.timezone)) != len(states):
+        raise PushConflict("a deal id was claimed by a concurrent push of another branch")
+
+
+def add_rollups(conn, branch: OrgUnit, events: list[dict]) -> None:
+    """Add the events' increments to the daily rollups of their branch and rep."""
+    tz = ZoneInfo(branch.timezone)
+    totals: dict[tuple, Decimal] = {}
+    for ev in events:
+        rollups.add_into(totals, (ev["rep_id"], ev["occurred_at"].astimezone(tz).date()), ev)
+    rows = [{"branch_id": branch.id, "rep_id": rep, "day": day, "metric": metric, "value": value}
+            for (rep, day, metric), value in totals.items()]
+    conn.execute(text(
+        "INSERT INTO daily_rollups "
+        "SELECT * FROM json_populate_recordset(NULL::daily_rollups, :rows) "
+        "ON CONFLICT (branch_id, day, rep_id, metric) "
+        "DO UPDATE SET value = daily_rollups.value + EXCLUDED.value"), {"rows": to_json(rows)})
+
+
+def _track_stream(conn, branch, agent_id, agent_version, accepted, now) -> None:
+    """Record the push and any gaps in the agent's seq numbers."""
+    row = conn.execute(text(
+        "INSERT INTO agent_streams AS s (branch_id, agent_id, agent_version, max_seq, "
+        "events_accepted, pushes, last_push_at) VALUES (:b, :a, :v, 0, 0, 0, :now) "
+        "ON CONFLICT (branch_id, agent_id) DO UPDATE SET agent_version = EXCLUDED.agent_version "
+        "RETURNING max_seq"), {"b": branch.id, "a": agent_id, "v": agent_version, "now": now}).one()
+    seqs = [c.event["seq"] for c in accepted]
+    gaps = [tuple(r) for r in conn.execute(text(
+        "SELECT first_seq, last_seq FROM seq_gaps WHERE branch_id = :b AND agent_id = :a"),
+        {"b": branch.id, "a": agent_id})]
+    new_max, new_gaps = seqgaps.update_gaps(row.max_seq, gaps, seqs)
+    if new_gaps != sorted(gaps):
+        conn.execute(text("DELETE FROM seq_gaps WHERE branch_id = :b AND agent_id = :a"),
+                     {"b": branch.id, "a": agent_id})
+        for first, last in new_gaps:
+            conn.execute(text(
+                "INSERT INTO seq_gaps (branch_id, agent_id, first_seq, last_seq, detected_at) "
+                "VALUES (:b, :a, :f, :l, :now)"),
+                {"b": branch.id, "a": agent_id, "f": first, "l": last, "now": now})
+    conn.execute(text(
+        "UPDATE agent_streams SET max_seq = :m, events_accepted = events_accepted + :n, "
+        "pushes = pushes + 1, last_push_at = :now WHERE branch_id = :b AND agent_id = :a"),
+        {"m": new_max, "n": len(accepted), "now": now, "b": branch.id, "a": agent_id})

@@ -1,0 +1,211 @@
+"""Load and change the organisation tree (HQ -> regions -> branches -> reps)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from zoneinfo import available_timezones
+
+import yaml
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from sqlalchemy import select
+
+from hq_server.extensions import db
+from hq_server.models import OrgUnit, Rep
+
+HQ_CODE = "HQ"
+CODE_RE = r"^[A-Z0-9][A-Z0-9_.-]{0,63}$"
+
+
+class OrgImportError(ValueError):
+    """The file could not be imported; ``errors`` says where and why."""
+
+    def __init__(self, message: str, errors: dict | None = None):
+        super().__init__(message)
+        self.errors = errors or {}
+
+
+class OrgRowSchema(Schema):
+    """One rep with its branch and region, the unit of every import format."""
+
+    class Meta:
+        unknown = RAISE
+
+    region_code = fields.String(required=True, validate=validate.Regexp(CODE_RE))
+    region_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    branch_code = fields.String(required=True, validate=validate.Regexp(CODE_RE))
+    branch_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    timezone = fields.String(load_default=None, validate=validate.OneOf(available_timezones()))
+    rep_code = fields.String(load_default=None, validate=validate.Regexp(CODE_RE))
+    rep_name = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+
+
+ROW_SCHEMA = OrgRowSchema()
+
+
+@dataclass
+class ImportReport:
+    """What an import changed."""
+
+    created: dict[str, int] = field(default_factory=lambda: {"region": 0, "branch": 0, "rep": 0})
+    moved: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+
+def slug(text: str) -> str:
+    """Turn a name into a code: 'Dustin Brinkmann' -> 'DUSTIN-BRINKMANN'."""
+    return re.sub(r"[^A-Z0-9]+", "-", text.strip().upper()).strip("-")[:64]
+
+
+def read_org_file(path: Path) -> list[dict]:
+    """Read a CSV or YAML org file into raw rows for ``OrgRowSchema``."""
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return _rows_from_yaml(text)
+    return _rows_from_csv(text)
+
+
+def _rows_from_csv(text: str) -> list[dict]:
+    reader = csv.DictReader(io.StringIO(text))
+    header = {h.strip() for h in reader.fieldnames or []}
+    if {"sales_agent", "manager", "regional_office"} <= header:
+        # The sales-team sheet: region = regional office, branch = manager's team.
+        rows = []
+        for raw in reader:
+            agent, manager = raw["sales_agent"].strip(), raw["manager"].strip()
+            region = raw["regional_office"].strip()
+            rows.append(
+                {
+                    "region_code": slug(region),
+                    "region_name": region,
+                    "branch_code": slug(manager),
+                    "branch_name": f"{manager}'s team",
+                    "rep_code": slug(agent),
+                    "rep_name": agent,
+                }
+            )
+        return rows
+    if {"region_code", "branch_code"} <= header:
+        return [{k.strip(): v.strip() for k, v in raw.items() if v and v.strip()} for raw in reader]
+    raise OrgImportError(
+        "unrecognised CSV header: expected sales_agent,manager,regional_office or "
+        "region_code,region_name,branch_code,branch_name[,timezone,rep_code,rep_name]",
+        {"header": sorted(header)},
+    )
+
+
+def _rows_from_yaml(text: str) -> list[dict]:
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise OrgImportError(f"not valid YAML: {exc}") from exc
+    rows = []
+    for region in doc.get("regions", []):
+        for branch in region.get("branches", []):
+            base = {
+                "region_code": region.get("code"),
+                "region_name": region.get("name", region.get("code")),
+                "branch_code": branch.get("code"),
+                "branch_name": branch.get("name", branch.get("code")),
+            }
+            if branch.get("timezone") or region.get("timezone"):
+                base["timezone"] = branch.get("timezone") or region.get("timezone")
+            reps = branch.get("reps") or [{}]
+            for rep in reps:
+                row = dict(base)
+                if rep:
+                    row.update(rep_code=rep.get("code"), rep_name=rep.get("name", rep.get("code")))
+                rows.append(row)
+    return rows
+
+
+def validate_rows(raw_rows: list[dict]) -> list[dict]:
+    """Check every row; raise ``OrgImportError`` naming each bad row and field."""
+    rows, errors = [], {}
+    for number, raw in enumerate(raw_rows, start=2):
+        try:
+            rows.append(ROW_SCHEMA.load(raw))
+        except ValidationError as exc:
+            errors[f"row {number}"] = exc.normalized_messages()
+    if errors:
+        raise OrgImportError(f"{len(errors)} row(s) are not valid; nothing was imported", errors)
+    return rows
+
+
+def ensure_hq(timezone: str) -> OrgUnit:
+    """Return the active HQ unit, creating it on first use."""
+    hq = active_unit(HQ_CODE)
+    if hq is None:
+        hq = OrgUnit(code=HQ_CODE, name="Headquarters", kind="hq", level=0, timezone=timezone)
+        db.session.add(hq)
+        db.session.flush()
+        hq.path = f"/{hq.id}/"
+    return hq
+
+
+def active_unit(code: str) -> OrgUnit | None:
+    """Return the active row of the unit with ``code``, if any."""
+    return db.session.scalar(
+        select(OrgUnit).where(OrgUnit.code == code, OrgUnit.active_to.is_(None))
+    )
+
+
+def _place(code: str, name: str, kind: str, parent: OrgUnit, tz: str, report: ImportReport):
+    unit = active_unit(code)
+    if unit is not None and unit.kind != kind:
+        raise OrgImportError(f"{code} is already a {unit.kind}, cannot also be a {kind}")
+    if unit is not None and unit.parent_id == parent.id:
+        unit.name = name
+        return unit
+    if unit is not None:
+        # Moved: close the old row so its history stays where it was made.
+        unit.active_to = date.today()
+        report.moved.append(code)
+    else:
+        report.created[kind] += 1
+    fresh = OrgUnit(code=code, name=name, kind=kind, parent_id=parent.id, timezone=tz,
+                    level=parent.level + 1, active_from=date.today())
+    db.session.add(fresh)
+    db.session.flush()
+    fresh.path = f"{parent.path}{fresh.id}/"
+    if unit is not None:
+        for rep in db.session.scalars(select(Rep).where(Rep.branch_id == unit.id)):
+            rep.branch_id = fresh.id
+    return fresh
+
+
+def import_org(raw_rows: list[dict], default_timezone: str) -> ImportReport:
+    """Create or update regions, branches and reps from validated rows (caller commits)."""
+    rows = validate_rows(raw_rows)
+    report = ImportReport()
+    hq = ensure_hq(default_timezone)
+    units: dict[str, OrgUnit] = {}
+    for row in rows:
+        tz = row["timezone"] or default_timezone
+        region = units.get(row["region_code"])
+        if region is None:
+            region = _place(row["region_code"], row["region_name"], "region", hq, tz, report)
+            units[row["region_code"]] = region
+        branch = units.get(row["branch_code"])
+        if branch is None:
+            branch = _place(row["branch_code"], row["branch_name"], "branch", region, tz, report)
+            branch.timezone = tz
+            units[row["branch_code"]] = branch
+        if row["rep_code"]:
+            _upsert_rep(row["rep_code"], row["rep_name"] or row["rep_code"], branch, report)
+    return report
+
+
+def _upsert_rep(code: str, name: str, branch: OrgUnit, report: ImportReport) -> None:
+    rep = db.session.scalar(select(Rep).where(Rep.code == code))
+    if rep is None:
+        db.session.add(Rep(code=code, name=name, branch_id=branch.id))
+        report.created["rep"] += 1
+    elif rep.branch_id != branch.id or rep.name != name:
+        rep.branch_id, rep.name = branch.id, name
+    else:
+        report.unchanged += 1

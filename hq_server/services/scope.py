@@ -1,0 +1,75 @@
+"""Who may see what: the one place scope is applied to org data.
+
+Every caller is a ``Principal`` whose scope is the subtree of one org unit
+(an agent's is its own branch). Reads name a unit by code; ``resolve_unit``
+returns it only when it lies inside the caller's subtree, and
+``branch_ids_under`` returns the branch rows a query may touch. A unit out of
+scope is answered exactly like a unit that does not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from hq_server.extensions import db
+from hq_server.models import ApiToken, OrgUnit
+
+
+class OutOfScope(LookupError):
+    """The unit does not exist or the caller may not see it."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller."""
+
+    kind: str  # "agent" or "user"
+    role: str  # a user role, or "agent"
+    scope_code: str
+    branch_id: int | None = None
+    user_id: int | None = None
+    token_id: int | None = None
+
+    @classmethod
+    def from_token(cls, record: ApiToken) -> Principal:
+        """Build the principal a token stands for."""
+        if record.kind == "agent":
+            return cls("agent", "agent", record.branch.code, branch_id=record.branch_id,
+                       token_id=record.id)
+        user = record.user
+        return cls("user", user.role, user.scope_unit.code, user_id=user.id, token_id=record.id)
+
+
+def _paths(code: str) -> list[str]:
+    return list(db.session.scalars(select(OrgUnit.path).where(OrgUnit.code == code)))
+
+
+def _under(paths: list[str]) -> list[OrgUnit]:
+    if not paths:
+        return []
+    cond = db.or_(*(OrgUnit.path.startswith(p, autoescape=True) for p in paths))
+    return list(db.session.scalars(select(OrgUnit).where(cond)))
+
+
+def resolve_unit(principal: Principal, code: str) -> OrgUnit:
+    """Return the active (or latest) row of unit ``code`` if the caller may see it."""
+    rows = list(db.session.scalars(
+        select(OrgUnit).where(OrgUnit.code == code).order_by(OrgUnit.active_from.desc(),
+                                                              OrgUnit.id.desc())
+    ))
+    scope = _paths(principal.scope_code)
+    if not rows or not any(r.path.startswith(s) for r in rows for s in scope):
+        raise OutOfScope(code)
+    return rows[0]
+
+
+def branch_ids_under(principal: Principal, code: str) -> list[int]:
+    """Return ids of every branch row under unit ``code`` (all its versions) in scope."""
+    resolve_unit(principal, code)
+    scope = _paths(principal.scope_code)
+    return [
+        u.id for u in _under(_paths(code))
+        if u.kind == "branch" and any(u.path.startswith(s) for s in scope)
+    ]

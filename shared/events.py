@@ -1,0 +1,200 @@
+"""Event types and their marshmallow schemas: the sync contract's payload.
+
+An event is an immutable fact made by a branch agent. ``EventSchema`` checks
+the envelope; ``DATA_SCHEMAS`` maps each type to the schema of its ``data``.
+``load_event`` runs both and returns the loaded event or marshmallow's error
+dict (``{"field": ["message"]}``, ``data`` errors nested under ``"data"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any
+
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
+
+from shared.stages import FORECAST_CATEGORIES
+
+LIFECYCLE_STATES = ("unidentified", "potential", "opportunity", "order_customer", "user")
+MAX_TEXT = 500
+CODE = validate.Length(min=1, max=64)
+TEXT = validate.Length(max=MAX_TEXT)
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+def _amount(**kwargs: Any) -> fields.Decimal:
+    return fields.Decimal(
+        places=2, as_string=False, validate=validate.Range(min=0, max=10**13), **kwargs
+    )
+
+
+def _currency(**kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.Regexp(r"^[A-Z]{3}$", error="ISO 4217 code, e.g. CNY"), **kwargs)
+
+
+class CompetitorSchema(_Strict):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    product = fields.String(validate=TEXT)
+    price = _amount()
+
+
+class LeadCreatedSchema(_Strict):
+    source = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    campaign = fields.String(validate=validate.Length(max=100))
+    score = fields.Integer(validate=validate.Range(min=0, max=100))
+    lifecycle = fields.String(validate=validate.OneOf(LIFECYCLE_STATES))
+
+
+class LeadAssignedSchema(_Strict):
+    to_rep = fields.String(required=True, validate=CODE)
+
+
+class LeadRecycledSchema(_Strict):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=MAX_TEXT))
+
+
+class CallLoggedSchema(_Strict):
+    connected = fields.Boolean(required=True)
+    reached_decision_maker = fields.Boolean(load_default=False)
+    presented = fields.Boolean(load_default=False)
+    outcome = fields.String(validate=TEXT)
+    duration_s = fields.Integer(validate=validate.Range(min=0, max=86400))
+
+
+class VisitLoggedSchema(_Strict):
+    decision_maker_met = fields.Boolean(required=True)
+    outcome = fields.String(validate=TEXT)
+    next_step = fields.String(validate=TEXT)
+
+
+class QuoteIssuedSchema(_Strict):
+    amount = _amount(required=True)
+    currency = _currency(required=True)
+    discount_pct = fields.Decimal(places=2, validate=validate.Range(min=0, max=100))
+    products = fields.List(fields.String(validate=validate.Length(min=1, max=200)))
+    competitor = fields.Nested(CompetitorSchema)
+
+
+class DealOpenedSchema(_Strict):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    amount = _amount(required=True)
+    currency = _currency(required=True)
+    expected_close = fields.Date()
+    stage = fields.String(validate=CODE)
+
+
+class DealStageChangedSchema(_Strict):
+    from_ = fields.String(data_key="from", validate=CODE)
+    to = fields.String(required=True, validate=CODE)
+
+
+class DealUpdatedSchema(_Strict):
+    amount = _amount()
+    currency = _currency()
+    expected_close = fields.Date()
+    forecast_category = fields.String(validate=validate.OneOf(FORECAST_CATEGORIES))
+
+    @validates_schema
+    def _something_changed(self, data: dict, **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("name at least one changed field", "_schema")
+
+
+class DealWonSchema(_Strict):
+    amount = _amount()
+    currency = _currency()
+
+
+class DealLostSchema(_Strict):
+    loss_reason = fields.String(validate=TEXT)
+    competitor = fields.Nested(CompetitorSchema)
+
+
+class PaymentFailedSchema(_Strict):
+    amount = _amount(required=True)
+    currency = _currency(required=True)
+    reason = fields.String(validate=TEXT)
+
+
+DATA_SCHEMAS: dict[str, Schema] = {
+    "lead.created": LeadCreatedSchema(),
+    "lead.assigned": LeadAssignedSchema(),
+    "lead.recycled": LeadRecycledSchema(),
+    "call.logged": CallLoggedSchema(),
+    "visit.logged": VisitLoggedSchema(),
+    "quote.issued": QuoteIssuedSchema(),
+    "deal.opened": DealOpenedSchema(),
+    "deal.stage_changed": DealStageChangedSchema(),
+    "deal.updated": DealUpdatedSchema(),
+    "deal.won": DealWonSchema(),
+    "deal.lost": DealLostSchema(),
+    "payment.failed": PaymentFailedSchema(),
+}
+
+EVENT_TYPES = tuple(DATA_SCHEMAS)
+
+# A lead is a deal in its first stage, so lead events name the deal id too.
+DEAL_REQUIRED = frozenset(t for t in EVENT_TYPES if t.startswith(("lead.", "deal.", "quote.")))
+
+# UTC offsets in use run from -12:00 to +14:00.
+_MIN_OFFSET = timedelta(hours=-12)
+_MAX_OFFSET = timedelta(hours=14)
+
+
+class EventSchema(_Strict):
+    """The envelope every event shares."""
+
+    id = fields.UUID(required=True)
+    seq = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=2**62))
+    type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
+    occurred_at = fields.AwareDateTime(required=True)
+    rep = fields.String(required=True, validate=CODE)
+    deal = fields.UUID()
+    customer = fields.String(validate=validate.Length(min=1, max=100))
+    data = fields.Dict(keys=fields.String(), load_default=dict)
+    playbook_version = fields.Integer(strict=True, validate=validate.Range(min=0))
+
+    @validates_schema
+    def _check_envelope(self, event: dict, **kwargs: Any) -> None:
+        offset = event["occurred_at"].utcoffset() if "occurred_at" in event else None
+        if offset is not None and not _MIN_OFFSET <= offset <= _MAX_OFFSET:
+            raise ValidationError("UTC offset must be between -12:00 and +14:00", "occurred_at")
+        if event.get("type") in DEAL_REQUIRED and "deal" not in event:
+            raise ValidationError(f"required for {event['type']} events", "deal")
+
+
+ENVELOPE = EventSchema()
+
+
+def load_event(raw: Any) -> tuple[dict | None, dict | None]:
+    """Validate one raw event; return ``(event, None)`` or ``(None, errors)``."""
+    if not isinstance(raw, dict):
+        return None, {"_schema": ["an event must be a JSON object"]}
+    try:
+        event = ENVELOPE.load(raw)
+    except ValidationError as exc:
+        return None, exc.normalized_messages()
+    try:
+        event["data"] = DATA_SCHEMAS[event["type"]].load(event["data"])
+    except ValidationError as exc:
+        return None, {"data": exc.normalized_messages()}
+    return event, None
+
+
+def content_hash(raw: dict) -> bytes:
+    """Hash an event's canonical JSON: the same fact always hashes the same."""
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).digest()

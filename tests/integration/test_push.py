@@ -1,0 +1,221 @@
+"""POST /api/v1/sync/push: idempotency, conflicts, partial batches, hostile input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+
+from sqlalchemy import text
+
+from hq_server.extensions import db
+from tests.factories import EventMaker, push
+
+
+def _count(app, table: str) -> int:
+    with app.app_context():
+        return db.session.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+
+
+def _snapshot(app) -> dict:
+    with app.app_context():
+        return {
+            t: sorted(map(tuple, db.session.execute(text(f"SELECT * FROM {t}")).all()), key=str)
+            for t in ("events", "deals", "daily_rollups", "seq_gaps")
+        }
+
+
+def test_a_valid_batch_is_accepted_and_stored(app, client, company):
+    maker = EventMaker()
+    deal = str(uuid.uuid4())
+    events = [maker.deal_opened(deal), maker.make("visit.logged", {"decision_maker_met": True},
+                                                  deal=deal)]
+    resp = push(client, company.agent("SH01"), events)
+    assert resp.status_code == 200
+    body = resp.get_json()
+    assert [r["status"] for r in body["results"]] == ["accepted", "accepted"]
+    assert body["counts"] == {"accepted": 2, "duplicate": 0, "rejected": 0}
+    assert _count(app, "events") == 2
+    with app.app_context():
+        stage, reached = db.session.execute(
+            text("SELECT stage, reached_at FROM deals WHERE id = :d"), {"d": deal}).one()
+    assert stage == "lead"
+    assert set(reached) == {"lead", "visit"}
+
+
+def test_the_same_batch_twice_changes_nothing_the_second_time(app, client, company):
+    maker = EventMaker()
+    deal = str(uuid.uuid4())
+    events = [maker.deal_opened(deal), maker.make("quote.issued",
+              {"amount": 900, "currency": "CNY"}, deal=deal), maker.make("deal.won", deal=deal)]
+    push(client, company.agent("SH01"), events)
+    before = _snapshot(app)
+    again = push(client, company.agent("SH01"), events).get_json()
+    assert [r["status"] for r in again["results"]] == ["duplicate"] * 3
+    assert _snapshot(app) == before
+
+
+def test_same_id_with_another_body_is_a_conflict_and_changes_nothing(app, client, company):
+    maker = EventMaker()
+    event = maker.deal_opened(amount=100)
+    push(client, company.agent("SH01"), [event])
+    before = _snapshot(app)
+    altered = dict(event, data=dict(event["data"], amount=999))
+    result = push(client, company.agent("SH01"), [altered]).get_json()["results"][0]
+    assert result["status"] == "rejected"
+    assert result["code"] == "conflict"
+    assert _snapshot(app) == before
+
+
+def test_a_batch_with_bad_events_stores_the_good_ones(app, client, company):
+    maker = EventMaker()
+    good1, good2 = maker.deal_opened(), maker.make("call.logged", {"connected": True})
+    naive = maker.make("call.logged", {"connected": False})
+    naive["occurred_at"] = "2026-11-02T10:00:00"
+    unknown = maker.make("telepathy.logged")
+    bad_data = maker.make("quote.issued", {"amount": -5, "currency": "yuan"},
+                          deal=str(uuid.uuid4()))
+    wrong_offset = maker.make("call.logged", {"connected": True})
+    wrong_offset["occurred_at"] = "2026-11-02T10:00:00+15:00"
+    resp = push(client, company.agent("SH01"), [good1, naive, unknown, bad_data, good2,
+                                                wrong_offset, "not an object"])
+    results = resp.get_json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "rejected", "rejected", "rejected",
+                                              "accepted", "rejected", "rejected"]
+    assert [r["index"] for r in results] == list(range(7))
+    assert results[1]["errors"] == {"occurred_at": ["Not a valid aware datetime."]}
+    assert "type" in results[2]["errors"]
+    assert set(results[3]["errors"]["data"]) == {"amount", "currency"}
+    assert "occurred_at" in results[5]["errors"]
+    assert all(r["code"] == "invalid" for r in results if r["status"] == "rejected")
+    assert _count(app, "events") == 2
+
+
+def test_a_rep_or_deal_of_another_branch_is_rejected(app, client, company):
+    sh, cd = EventMaker("SH01-001"), EventMaker("CD01-001")
+    cd_deal = cd.deal_opened()
+    push(client, company.agent("CD01"), [cd_deal])
+    events = [
+        sh.make("call.logged", {"connected": True}, rep="CD01-001"),
+        sh.make("deal.won", deal=cd_deal["deal"]),
+        sh.make("call.logged", {"connected": True}, rep="NOBODY"),
+        sh.make("lead.assigned", {"to_rep": "CD01-002"}, deal=str(uuid.uuid4())),
+    ]
+    results = push(client, company.agent("SH01"), events).get_json()["results"]
+    assert [r["code"] for r in results] == ["rep_other_branch", "deal_other_branch",
+                                            "unknown_rep", "rep_other_branch"]
+    assert _count(app, "events") == 1
+
+
+def test_an_event_from_the_future_is_rejected(client, company):
+    maker = EventMaker()
+    event = maker.make("call.logged", {"connected": True}, at=None)
+    event["occurred_at"] = "2099-01-01T00:00:00+08:00"
+    result = push(client, company.agent("SH01"), [event]).get_json()["results"][0]
+    assert result["code"] == "occurred_in_future"
+
+
+def test_seq_gaps_are_recorded_and_closed_by_late_arrivals(app, client, company):
+    maker = EventMaker()
+    events = [maker.make("call.logged", {"connected": True}) for _ in range(6)]
+    push(client, company.agent("SH01"), [events[0], events[3], events[5]])
+    with app.app_context():
+        gaps = db.session.execute(text("SELECT first_seq, last_seq FROM seq_gaps "
+                                       "ORDER BY first_seq")).all()
+    assert [tuple(g) for g in gaps] == [(2, 3), (5, 5)]
+    push(client, company.agent("SH01"), [events[1], events[4]])
+    with app.app_context():
+        gaps = db.session.execute(text("SELECT first_seq, last_seq FROM seq_gaps")).all()
+        stream = db.session.execute(text("SELECT max_seq, events_accepted FROM agent_streams"
+                                         )).one()
+    assert [tuple(g) for g in gaps] == [(3, 3)]
+    assert tuple(stream) == (6, 5)
+
+
+def test_gzip_bodies_are_accepted(app, client, company):
+    maker = EventMaker()
+    resp = push(client, company.agent("SH01"), [maker.deal_opened()], gz=True)
+    assert resp.get_json()["counts"]["accepted"] == 1
+
+
+def test_a_gzip_bomb_is_refused_with_413(app, client, company):
+    app.config["SETTINGS"] = app.config["SETTINGS"].__class__(
+        **{**app.config["SETTINGS"].__dict__, "max_decompressed_bytes": 10_000})
+    try:
+        body = gzip.compress(b"[" + b" " * 1_000_000 + b"]")
+        resp = client.post("/api/v1/sync/push", data=body, headers={
+            **company.agent("SH01"), "Content-Encoding": "gzip"})
+    finally:
+        app.config["SETTINGS"] = app.config["SETTINGS"].__class__(
+            **{**app.config["SETTINGS"].__dict__, "max_decompressed_bytes": 32 * 1024 * 1024})
+    assert resp.status_code == 413
+    assert resp.get_json()["code"] == "decompressed_too_large"
+
+
+def test_an_oversized_body_is_refused_with_json_413(app, client, company):
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    resp = client.post("/api/v1/sync/push", data=b"x" * (limit + 1),
+                       headers={**company.agent("SH01"), "Content-Type": "application/json"})
+    assert resp.status_code == 413
+    assert resp.is_json and resp.get_json()["code"] == "body_too_large"
+
+
+def test_too_many_events_is_refused_with_413(app, client, company):
+    maker = EventMaker()
+    events = [maker.make("call.logged", {"connected": True}) for _ in range(1001)]
+    resp = push(client, company.agent("SH01"), events)
+    assert resp.status_code == 413
+    assert resp.get_json()["code"] == "too_many_events"
+    assert _count(app, "events") == 0
+
+
+def test_malformed_json_gets_a_json_400(client, company):
+    resp = client.post("/api/v1/sync/push", data=b'{"agent": ',
+                       headers={**company.agent("SH01"), "Content-Type": "application/json"})
+    assert resp.status_code == 400
+    assert resp.get_json()["code"] == "bad_json"
+
+
+def test_a_body_without_agent_gets_field_errors(client, company):
+    resp = client.post("/api/v1/sync/push", data=json.dumps({"events": []}),
+                       headers={**company.agent("SH01"), "Content-Type": "application/json"})
+    assert resp.status_code == 422
+    assert resp.get_json()["errors"] == {"agent": ["Missing data for required field."]}
+
+
+def test_push_needs_an_agent_token(client, company):
+    no_token = client.post("/api/v1/sync/push", json={"agent": {"id": "a"}, "events": []})
+    bad_token = client.post("/api/v1/sync/push", json={"agent": {"id": "a"}, "events": []},
+                            headers={"Authorization": "Bearer hqa_forged"})
+    user_token = client.post("/api/v1/sync/push", json={"agent": {"id": "a"}, "events": []},
+                             headers=company.user("hq_manager"))
+    assert (no_token.status_code, bad_token.status_code, user_token.status_code) == (401, 401, 403)
+    assert no_token.get_json()["code"] == "unauthorized"
+    assert user_token.get_json()["code"] == "forbidden"
+
+
+def test_dry_run_validates_but_stores_nothing(app, client, company):
+    maker = EventMaker()
+    events = [maker.deal_opened(), maker.make("telepathy.logged")]
+    body = push(client, company.agent("SH01"), events, query="?dry_run=true").get_json()
+    assert body["dry_run"] is True
+    assert [r["status"] for r in body["results"]] == ["accepted", "rejected"]
+    assert _count(app, "events") == 0
+    assert _count(app, "agent_streams") == 0
+
+
+def test_duplicate_ids_inside_one_batch(app, client, company):
+    maker = EventMaker()
+    event = maker.deal_opened()
+    other = dict(event, data=dict(event["data"], amount=1))
+    results = push(client, company.agent("SH01"), [event, event, other]).get_json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "duplicate", "rejected"]
+    assert results[2]["code"] == "conflict"
+    assert _count(app, "events") == 1
+
+
+def test_unknown_routes_and_methods_answer_json(client):
+    missing = client.get("/api/v1/nothing-here")
+    wrong = client.get("/api/v1/sync/push")
+    assert missing.status_code == 404 and missing.get_json()["code"] == "not_found"
+    assert wrong.status_code == 405 and wrong.get_json()["code"] == "method_not_allowed"

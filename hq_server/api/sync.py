@@ -12,8 +12,8 @@ from marshmallow import ValidationError
 from hq_server.api.auth import token_required
 from hq_server.api.errors import ApiError
 from hq_server.extensions import db
-from hq_server.models import OrgUnit
 from hq_server.services.ingest import PushConflict, push_batch
+from hq_server.services.org import active_unit
 from shared.protocol import PushRequestSchema, PushResponseSchema
 
 blp = Blueprint("sync", __name__, url_prefix="/api/v1/sync", description="Branch agent sync")
@@ -63,7 +63,10 @@ def push():
                        f"at most {settings.max_batch_events} events per push; "
                        f"got {len(body['events'])}")
     dry_run = request.args.get("dry_run", "").lower() in ("1", "true", "yes")
-    branch = db.session.get(OrgUnit, g.principal.branch_id)
+    # The token names the branch; events go to its active row (a moved branch has a new one).
+    branch = active_unit(g.principal.scope_code)
+    if branch is None:
+        raise ApiError(403, "branch_inactive", "this branch is closed; its token can no longer push")
     try:
         outcome = push_batch(branch, body["agent"]["id"], body["agent"]["version"],
                              body["events"], dry_run=dry_run)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 
 from redis.exceptions import RedisError
@@ -35,6 +37,12 @@ def mark_done(key: str) -> None:
     db.session.execute(text("UPDATE job_outbox SET done_at = now() WHERE key = :k"), {"k": key})
 
 
+def rq_job_id(key: str, attempt: int) -> str:
+    """Return an RQ-safe job id for an outbox key (RQ allows letters, digits, _ and -)."""
+    readable = re.sub(r"[^A-Za-z0-9_-]+", "-", key)[:80]
+    return f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:10]}-{attempt}"
+
+
 def relay(queue, *, stale_after: timedelta = timedelta(minutes=30), limit: int = 100) -> int:
     """Enqueue committed outbox rows not yet handed to RQ (or lost by it); return how many.
 
@@ -55,7 +63,7 @@ def relay(queue, *, stale_after: timedelta = timedelta(minutes=30), limit: int =
     ).all()
     sent = 0
     for row in rows:
-        job_id = f"{row.key}:{row.attempts + 1}"
+        job_id = rq_job_id(row.key, row.attempts + 1)
         try:
             queue.enqueue_call(TASKS[row.task], kwargs={**row.kwargs, "outbox_key": row.key},
                                job_id=job_id, retry=RETRY, failure_ttl=7 * 86400,

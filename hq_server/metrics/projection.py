@@ -107,9 +107,12 @@ def apply_event(state: dict, event: dict) -> dict:
         _write(state, "owner", key, rep_id=event["to_rep_id"])
     if kind == "deal.opened":
         _write(state, "name", key, name=data["name"])
-    if "amount" in data and kind in ("deal.opened", "deal.updated", "deal.won"):
-        currency = data.get("currency") or state["currency"]
-        _write(state, "amount", key, amount=Decimal(data["amount"]), currency=currency)
+    if kind in ("deal.opened", "deal.updated", "deal.won"):
+        # Separate registers: an update may change the amount and leave the currency.
+        if "amount" in data:
+            _write(state, "amount", key, amount=Decimal(data["amount"]))
+        if data.get("currency"):
+            _write(state, "currency", key, currency=data["currency"])
     if "expected_close" in data and kind in ("deal.opened", "deal.updated"):
         _write(state, "expected_close", key, expected_close=data["expected_close"])
     if "forecast_category" in data:

@@ -1,0 +1,39 @@
+"""Seq gap tracking, funnel arithmetic and rollup increments."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hq_server.metrics.funnel import funnel_steps, win_rate
+from hq_server.metrics.rollups import increments
+from hq_server.metrics.seqgaps import missing_count, update_gaps
+
+
+@given(st.lists(st.lists(st.integers(1, 60), max_size=15), max_size=6))
+def test_gaps_are_exactly_the_unseen_seqs_below_the_maximum(batches):
+    max_seq, gaps, seen = 0, [], set()
+    for batch in batches:
+        max_seq, gaps = update_gaps(max_seq, gaps, batch)
+        seen |= set(batch)
+    missing = {s for a, b in gaps for s in range(a, b + 1)}
+    assert max_seq == max(seen, default=0)
+    assert missing == set(range(1, max_seq + 1)) - seen
+    assert missing_count(gaps) == len(missing)
+
+
+def test_funnel_steps_and_win_rate():
+    steps = funnel_steps(["lead", "visit", "won"], {"lead": 10, "visit": 4, "won": 1})
+    assert [s["conversion_to_next"] for s in steps] == [0.4, 0.25, None]
+    assert funnel_steps(["lead", "won"], {})[0]["conversion_to_next"] is None
+    assert win_rate(3, 1) == 0.75
+    assert win_rate(0, 0) is None
+
+
+def test_rollup_increments_count_flags_and_amounts():
+    call = {"type": "call.logged", "data": {"connected": True, "reached_decision_maker": False}}
+    won = {"type": "deal.won", "data": {"amount": Decimal("12.50")}}
+    assert increments(call) == {"events": 1, "calls": 1, "calls_connected": 1}
+    assert increments(won) == {"events": 1, "deals_won": 1, "won_amount": Decimal("12.50")}

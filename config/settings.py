@@ -83,8 +83,12 @@ class Settings:
     def child_env(self) -> dict[str, str]:
         """Return this process's environment pointing children at the same services."""
         env = dict(os.environ)
-        env.update(DATABASE_URL=self.database_url or "", REDIS_URL=self.redis_url or "",
-                   SECRET_KEY=self.secret_key, HQ_INSTANCE_DIR=str(self.instance_dir))
+        env.update(
+            DATABASE_URL=self.database_url or "",
+            REDIS_URL=self.redis_url or "",
+            SECRET_KEY=self.secret_key,
+            HQ_INSTANCE_DIR=str(self.instance_dir),
+        )
         return env
 
     def with_urls(self, database_url: str, redis_url: str) -> Settings:

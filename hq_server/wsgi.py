@@ -20,17 +20,20 @@ class _Gunicorn(BaseApplication):
 
 def run_gunicorn(app, bind: str, workers: int) -> None:
     """Serve ``app`` with gunicorn's sync workers, forked from this process."""
-    _Gunicorn(app, {
-        "bind": bind,
-        "workers": workers,
-        "worker_class": "gthread",
-        "threads": 4,
-        "timeout": 60,
-        "graceful_timeout": 30,
-        "accesslog": None,
-        "errorlog": "-",
-        "loglevel": "warning",
-    }).run()
+    _Gunicorn(
+        app,
+        {
+            "bind": bind,
+            "workers": workers,
+            "worker_class": "gthread",
+            "threads": 4,
+            "timeout": 60,
+            "graceful_timeout": 30,
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": "warning",
+        },
+    ).run()
 
 
 def __getattr__(name: str):

@@ -42,7 +42,9 @@ def _amount(**kwargs: Any) -> fields.Decimal:
 
 
 def _currency(**kwargs: Any) -> fields.String:
-    return fields.String(validate=validate.Regexp(r"^[A-Z]{3}$", error="ISO 4217 code, e.g. CNY"), **kwargs)
+    return fields.String(
+        validate=validate.Regexp(r"^[A-Z]{3}$", error="ISO 4217 code, e.g. CNY"), **kwargs
+    )
 
 
 class CompetitorSchema(_Strict):

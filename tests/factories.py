@@ -28,9 +28,16 @@ def org_rows() -> list[dict]:
     for region, branches in LAYOUT.items():
         for branch, reps in branches.items():
             for rep in reps:
-                rows.append({"region_code": region, "region_name": region.title(),
-                             "branch_code": branch, "branch_name": f"Branch {branch}",
-                             "rep_code": rep, "rep_name": f"Rep {rep}"})
+                rows.append(
+                    {
+                        "region_code": region,
+                        "region_name": region.title(),
+                        "branch_code": branch,
+                        "branch_name": f"Branch {branch}",
+                        "rep_code": rep,
+                        "rep_name": f"Rep {rep}",
+                    }
+                )
     return rows
 
 
@@ -75,8 +82,16 @@ class EventMaker:
         self.seq = 0
         self.clock = start or datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
-    def make(self, type_: str, data: dict | None = None, *, deal: str | None = None,
-             at: datetime | None = None, rep: str | None = None, **extra) -> dict:
+    def make(
+        self,
+        type_: str,
+        data: dict | None = None,
+        *,
+        deal: str | None = None,
+        at: datetime | None = None,
+        rep: str | None = None,
+        **extra,
+    ) -> dict:
         self.seq += 1
         self.clock += timedelta(minutes=7)
         event = {
@@ -98,8 +113,15 @@ class EventMaker:
         return self.make("deal.opened", data, deal=deal, **kw)
 
 
-def push(client, headers: dict, events: list, *, agent: str = "agent-1", gz: bool = False,
-         query: str = ""):
+def push(
+    client,
+    headers: dict,
+    events: list,
+    *,
+    agent: str = "agent-1",
+    gz: bool = False,
+    query: str = "",
+):
     body = json.dumps({"agent": {"id": agent, "version": "test"}, "events": events}).encode()
     headers = {**headers, "Content-Type": "application/json"}
     if gz:

@@ -17,8 +17,9 @@ def _principal() -> Principal:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "unauthorized", "send 'Authorization: Bearer <token>'",
-                       headers=CHALLENGE)
+        raise ApiError(
+            401, "unauthorized", "send 'Authorization: Bearer <token>'", headers=CHALLENGE
+        )
     record = find_token(token.strip())
     if record is None:
         raise ApiError(401, "unauthorized", "unknown or revoked token", headers=CHALLENGE)
@@ -33,7 +34,9 @@ def token_required(*kinds: str):
         def wrapper(*args, **kwargs):
             principal = _principal()
             if kinds and principal.kind not in kinds:
-                raise ApiError(403, "forbidden", f"this endpoint needs a {' or '.join(kinds)} token")
+                raise ApiError(
+                    403, "forbidden", f"this endpoint needs a {' or '.join(kinds)} token"
+                )
             g.principal = principal
             return view(*args, **kwargs)
 

@@ -14,25 +14,40 @@ log = logging.getLogger(__name__)
 
 # HTTP status -> stable code when the raiser gave none.
 STATUS_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "body_too_large",
-    415: "unsupported_media_type", 422: "invalid", 429: "too_many_requests",
-    500: "internal_error", 503: "unavailable",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
 }
 
 
 class ApiError(Exception):
     """An error answered as ``{"code", "message", "errors"}`` with an HTTP status."""
 
-    def __init__(self, status: int, code: str, message: str, errors: dict | None = None,
-                 headers: dict | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        errors: dict | None = None,
+        headers: dict | None = None,
+    ):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.errors, self.headers = errors, headers or {}
 
 
-def error_response(status: int, code: str, message: str, errors: dict | None = None,
-                   headers: dict | None = None):
+def error_response(
+    status: int, code: str, message: str, errors: dict | None = None, headers: dict | None = None
+):
     """Build the JSON error response every failure uses."""
     body = {"code": code, "message": message}
     if errors:
@@ -66,8 +81,9 @@ def register(app: Flask) -> None:
             # flask-smorest nests by location ("query", "json"); keep the fields.
             errors = next(iter(errors.values()))
         status = exc.code or 500
-        return error_response(status, STATUS_CODES.get(status, "http_error"),
-                              exc.description or exc.name, errors)
+        return error_response(
+            status, STATUS_CODES.get(status, "http_error"), exc.description or exc.name, errors
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

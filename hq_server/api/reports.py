@@ -40,8 +40,12 @@ class StageSchema(Schema):
 class FunnelSchema(Schema):
     unit = fields.Dict()
     period = fields.Dict()
-    cohort = fields.Dict(metadata={"description": "deals opened in the period and the "
-                                   "stages they ever reached (lost included)"})
+    cohort = fields.Dict(
+        metadata={
+            "description": "deals opened in the period and the "
+            "stages they ever reached (lost included)"
+        }
+    )
     closed = fields.Dict(metadata={"description": "deals closed in the period; win rate"})
     activity = fields.Dict(keys=fields.String(), values=fields.Float())
 
@@ -53,6 +57,8 @@ class FunnelSchema(Schema):
 def funnel(unit, from_, to):
     """Return the cohort funnel, win rate and activity of a unit's subtree."""
     result = reports.funnel(g.principal, unit, from_, to)
-    result["period"] = {"from": result["period"]["from"].isoformat(),
-                        "to": result["period"]["to"].isoformat()}
+    result["period"] = {
+        "from": result["period"]["from"].isoformat(),
+        "to": result["period"]["to"].isoformat(),
+    }
     return result

@@ -27,8 +27,9 @@ def _decompress(body: bytes, limit: int) -> bytes:
     except zlib.error as exc:
         raise ApiError(400, "bad_gzip", f"the body is not valid gzip: {exc}") from exc
     if len(out) > limit or inflater.unconsumed_tail:
-        raise ApiError(413, "decompressed_too_large",
-                       f"the decompressed body exceeds {limit} bytes")
+        raise ApiError(
+            413, "decompressed_too_large", f"the decompressed body exceeds {limit} bytes"
+        )
     return out
 
 
@@ -45,9 +46,17 @@ def _read_json() -> object:
 
 @blp.post("/push")
 @token_required("agent")
-@blp.doc(requestBody={"content": {"application/json": {"schema": PushRequestSchema}}},
-         parameters=[{"in": "query", "name": "dry_run", "schema": {"type": "boolean"},
-                      "description": "validate only; store nothing"}])
+@blp.doc(
+    requestBody={"content": {"application/json": {"schema": PushRequestSchema}}},
+    parameters=[
+        {
+            "in": "query",
+            "name": "dry_run",
+            "schema": {"type": "boolean"},
+            "description": "validate only; store nothing",
+        }
+    ],
+)
 @blp.response(200, PushResponseSchema)
 def push():
     """Store a batch of events; answer per event: accepted, duplicate or rejected."""
@@ -56,24 +65,34 @@ def push():
     try:
         body = PUSH_REQUEST.load(payload if isinstance(payload, dict) else {"_": payload})
     except ValidationError as exc:
-        raise ApiError(422, "invalid", "the push body is not valid",
-                       exc.normalized_messages()) from exc
+        raise ApiError(
+            422, "invalid", "the push body is not valid", exc.normalized_messages()
+        ) from exc
     if len(body["events"]) > settings.max_batch_events:
-        raise ApiError(413, "too_many_events",
-                       f"at most {settings.max_batch_events} events per push; "
-                       f"got {len(body['events'])}")
+        raise ApiError(
+            413,
+            "too_many_events",
+            f"at most {settings.max_batch_events} events per push; got {len(body['events'])}",
+        )
     dry_run = request.args.get("dry_run", "").lower() in ("1", "true", "yes")
     # The token names the branch; events go to its active row (a moved branch has a new one).
     branch = active_unit(g.principal.scope_code)
     if branch is None:
-        raise ApiError(403, "branch_inactive", "this branch is closed; its token can no longer push")
+        raise ApiError(
+            403, "branch_inactive", "this branch is closed; its token can no longer push"
+        )
     try:
-        outcome = push_batch(branch, body["agent"]["id"], body["agent"]["version"],
-                             body["events"], dry_run=dry_run)
+        outcome = push_batch(
+            branch, body["agent"]["id"], body["agent"]["version"], body["events"], dry_run=dry_run
+        )
     except PushConflict as exc:
         db.session.rollback()
-        raise ApiError(409, "retry", f"{exc}; nothing was stored, push the batch again",
-                       headers={"Retry-After": "1"}) from exc
+        raise ApiError(
+            409,
+            "retry",
+            f"{exc}; nothing was stored, push the batch again",
+            headers={"Retry-After": "1"},
+        ) from exc
     if dry_run:
         db.session.rollback()
     else:

@@ -24,7 +24,9 @@ def add_job(key: str, func: str, **kwargs) -> None:
     if func not in TASKS:
         raise ValueError(f"unknown job {func!r}")
     db.session.execute(
-        insert(JobOutbox).values(key=key, task=func, kwargs=kwargs).on_conflict_do_update(
+        insert(JobOutbox)
+        .values(key=key, task=func, kwargs=kwargs)
+        .on_conflict_do_update(
             index_elements=["key"],
             set_={"done_at": None, "enqueued_at": None, "kwargs": kwargs, "last_error": None},
             where=JobOutbox.done_at.is_not(None),
@@ -65,9 +67,14 @@ def relay(queue, *, stale_after: timedelta = timedelta(minutes=30), limit: int =
     for row in rows:
         job_id = rq_job_id(row.key, row.attempts + 1)
         try:
-            queue.enqueue_call(TASKS[row.task], kwargs={**row.kwargs, "outbox_key": row.key},
-                               job_id=job_id, retry=RETRY, failure_ttl=7 * 86400,
-                               result_ttl=86400)
+            queue.enqueue_call(
+                TASKS[row.task],
+                kwargs={**row.kwargs, "outbox_key": row.key},
+                job_id=job_id,
+                retry=RETRY,
+                failure_ttl=7 * 86400,
+                result_ttl=86400,
+            )
         except RedisError as exc:
             log.warning("Redis unavailable, %d job(s) wait in the outbox: %s", len(rows), exc)
             break

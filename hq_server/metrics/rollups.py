@@ -35,9 +35,7 @@ _AMOUNTS = {
     "payment.failed": "failed_payment_amount",
 }
 
-METRICS = tuple(
-    sorted({"events", *_COUNTED.values(), *_FLAGGED.values(), *_AMOUNTS.values()})
-)
+METRICS = tuple(sorted({"events", *_COUNTED.values(), *_FLAGGED.values(), *_AMOUNTS.values()}))
 
 
 def increments(event: dict) -> dict[str, Decimal]:

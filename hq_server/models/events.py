@@ -36,7 +36,9 @@ class Event(db.Model):
     type: Mapped[str] = mapped_column(String(40))
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     local_day: Mapped[date] = mapped_column(Date)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     deal_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     customer: Mapped[str | None] = mapped_column(String(100))
     playbook_version: Mapped[int | None] = mapped_column(Integer)
@@ -74,6 +76,8 @@ class SeqGap(db.Model):
     agent_id: Mapped[str] = mapped_column(String(100))
     first_seq: Mapped[int] = mapped_column(BigInteger)
     last_seq: Mapped[int] = mapped_column(BigInteger)
-    detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    detected_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
     __table_args__ = (Index("ix_seq_gaps_agent", "branch_id", "agent_id"),)

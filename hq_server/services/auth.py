@@ -33,13 +33,20 @@ def issue_agent_token(branch_code: str, label: str = "") -> str:
     if branch is None or branch.kind != "branch":
         raise AuthError(f"no active branch with code {branch_code!r}")
     token = AGENT_PREFIX + secrets.token_urlsafe(32)
-    db.session.add(ApiToken(token_hash=hash_token(token), kind="agent",
-                            branch_id=branch.id, label=label or f"agent {branch_code}"))
+    db.session.add(
+        ApiToken(
+            token_hash=hash_token(token),
+            kind="agent",
+            branch_id=branch.id,
+            label=label or f"agent {branch_code}",
+        )
+    )
     return token
 
 
-def add_user(username: str, role: str, scope_code: str, display_name: str = "",
-             password: str | None = None) -> User:
+def add_user(
+    username: str, role: str, scope_code: str, display_name: str = "", password: str | None = None
+) -> User:
     """Create a user with a role and a scope unit."""
     if role not in ROLES:
         raise AuthError(f"role must be one of {', '.join(ROLES)}")
@@ -48,9 +55,13 @@ def add_user(username: str, role: str, scope_code: str, display_name: str = "",
         raise AuthError(f"no active org unit with code {scope_code!r}")
     if db.session.scalar(select(User).where(User.username == username)):
         raise AuthError(f"user {username!r} exists already")
-    user = User(username=username, role=role, scope_unit_id=unit.id,
-                display_name=display_name or username,
-                password_hash=generate_password_hash(password) if password else None)
+    user = User(
+        username=username,
+        role=role,
+        scope_unit_id=unit.id,
+        display_name=display_name or username,
+        password_hash=generate_password_hash(password) if password else None,
+    )
     db.session.add(user)
     db.session.flush()
     return user
@@ -59,8 +70,14 @@ def add_user(username: str, role: str, scope_code: str, display_name: str = "",
 def issue_user_token(user: User, label: str = "") -> str:
     """Create a programmatic-access token for ``user``; return it (shown once)."""
     token = USER_PREFIX + secrets.token_urlsafe(32)
-    db.session.add(ApiToken(token_hash=hash_token(token), kind="user", user_id=user.id,
-                            label=label or f"user {user.username}"))
+    db.session.add(
+        ApiToken(
+            token_hash=hash_token(token),
+            kind="user",
+            user_id=user.id,
+            label=label or f"user {user.username}",
+        )
+    )
     return token
 
 

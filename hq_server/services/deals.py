@@ -10,9 +10,24 @@ from hq_server.metrics.projection import local_day
 from hq_server.services.rows import to_json
 
 _COLUMNS = (
-    "id", "branch_id", "rep_id", "customer", "name", "stage", "status", "amount", "currency",
-    "expected_close", "forecast_category", "loss_reason", "opened_at", "closed_at",
-    "last_activity_at", "event_count", "reached_at", "versions",
+    "id",
+    "branch_id",
+    "rep_id",
+    "customer",
+    "name",
+    "stage",
+    "status",
+    "amount",
+    "currency",
+    "expected_close",
+    "forecast_category",
+    "loss_reason",
+    "opened_at",
+    "closed_at",
+    "last_activity_at",
+    "event_count",
+    "reached_at",
+    "versions",
 )
 
 
@@ -41,9 +56,12 @@ def write_deals(conn, states: list[dict], tz) -> int:
         row["closed_day"] = local_day(s["closed_at"], tz)
         rows.append(row)
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in (*_COLUMNS[1:], "opened_day", "closed_day"))
-    written = conn.execute(text(
-        "INSERT INTO deals SELECT * FROM json_populate_recordset(NULL::deals, :rows) "
-        f"ON CONFLICT (id) DO UPDATE SET {sets} WHERE deals.branch_id = EXCLUDED.branch_id "
-        "RETURNING id"), {"rows": to_json(rows)})
+    written = conn.execute(
+        text(
+            "INSERT INTO deals SELECT * FROM json_populate_recordset(NULL::deals, :rows) "
+            f"ON CONFLICT (id) DO UPDATE SET {sets} WHERE deals.branch_id = EXCLUDED.branch_id "
+            "RETURNING id"
+        ),
+        {"rows": to_json(rows)},
+    )
     return len(written.all())
-

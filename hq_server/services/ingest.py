@@ -50,8 +50,13 @@ class PushOutcome:
 
 
 def _rejected(index: int, event_id, code: str, errors: dict | None = None) -> dict:
-    out = {"index": index, "id": event_id, "status": protocol.REJECTED, "code": code,
-           "message": protocol.REJECTION_MESSAGES[code]}
+    out = {
+        "index": index,
+        "id": event_id,
+        "status": protocol.REJECTED,
+        "code": code,
+        "message": protocol.REJECTION_MESSAGES[code],
+    }
     if errors:
         out["errors"] = errors
     return out
@@ -65,9 +70,16 @@ def _raw_id(raw) -> str | None:
     return raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
 
 
-def push_batch(branch: OrgUnit, agent_id: str, agent_version: str, raw_events: list,
-               *, dry_run: bool = False, future_skew: timedelta = timedelta(days=1),
-               now: datetime | None = None) -> PushOutcome:
+def push_batch(
+    branch: OrgUnit,
+    agent_id: str,
+    agent_version: str,
+    raw_events: list,
+    *,
+    dry_run: bool = False,
+    future_skew: timedelta = timedelta(days=1),
+    now: datetime | None = None,
+) -> PushOutcome:
     """Validate and store one batch pushed by the agent of ``branch``."""
     now = now or datetime.now(UTC)
     results: list[dict | None] = [None] * len(raw_events)
@@ -100,16 +112,20 @@ def _validate(raw_events: list, results: list, latest: datetime) -> list[_Candid
         eid = event["id"]
         if eid in in_batch:
             same = in_batch[eid] == digest
-            results[i] = _ok(i, str(eid), protocol.DUPLICATE) if same else _rejected(
-                i, str(eid), protocol.CONFLICT)
+            results[i] = (
+                _ok(i, str(eid), protocol.DUPLICATE)
+                if same
+                else _rejected(i, str(eid), protocol.CONFLICT)
+            )
             continue
         stage_error = _stage_error(event)
         if stage_error:
             results[i] = _rejected(i, str(eid), protocol.INVALID, stage_error)
             continue
         if event["occurred_at"] > latest:
-            results[i] = _rejected(i, str(eid), protocol.IN_FUTURE,
-                                   {"occurred_at": ["later than HQ's clock allows"]})
+            results[i] = _rejected(
+                i, str(eid), protocol.IN_FUTURE, {"occurred_at": ["later than HQ's clock allows"]}
+            )
             continue
         in_batch[eid] = digest
         candidates.append(_Candidate(i, raw, event, digest))
@@ -124,30 +140,48 @@ def _stage_error(event: dict) -> dict | None:
     return None
 
 
-def _check_against_store(conn, branch: OrgUnit, candidates: list[_Candidate],
-                         results: list) -> list[_Candidate]:
+def _check_against_store(
+    conn, branch: OrgUnit, candidates: list[_Candidate], results: list
+) -> list[_Candidate]:
     """Drop stored duplicates and conflicts; check reps and deals belong to the branch."""
     if not candidates:
         return []
     ids = [c.event["id"] for c in candidates]
-    stored = dict(conn.execute(text("SELECT id, content_hash FROM events WHERE id = ANY(:ids)"),
-                               {"ids": ids}).all())
+    stored = dict(
+        conn.execute(
+            text("SELECT id, content_hash FROM events WHERE id = ANY(:ids)"), {"ids": ids}
+        ).all()
+    )
     rep_codes = {c.event["rep"] for c in candidates}
-    rep_codes |= {c.event["data"]["to_rep"] for c in candidates if c.event["type"] == "lead.assigned"}
-    reps = {code: (rid, bid) for code, rid, bid in conn.execute(
-        text("SELECT code, id, branch_id FROM reps WHERE code = ANY(:c)"), {"c": list(rep_codes)})}
-    own_rows = set(conn.execute(text("SELECT id FROM org_units WHERE code = :c"),
-                                {"c": branch.code}).scalars())
+    rep_codes |= {
+        c.event["data"]["to_rep"] for c in candidates if c.event["type"] == "lead.assigned"
+    }
+    reps = {
+        code: (rid, bid)
+        for code, rid, bid in conn.execute(
+            text("SELECT code, id, branch_id FROM reps WHERE code = ANY(:c)"),
+            {"c": list(rep_codes)},
+        )
+    }
+    own_rows = set(
+        conn.execute(text("SELECT id FROM org_units WHERE code = :c"), {"c": branch.code}).scalars()
+    )
     deal_ids = list({c.event["deal"] for c in candidates if "deal" in c.event})
-    deal_branches = dict(conn.execute(
-        text("SELECT id, branch_id FROM deals WHERE id = ANY(:ids)"), {"ids": deal_ids}).all())
+    deal_branches = dict(
+        conn.execute(
+            text("SELECT id, branch_id FROM deals WHERE id = ANY(:ids)"), {"ids": deal_ids}
+        ).all()
+    )
     accepted = []
     for c in candidates:
         ev, eid = c.event, str(c.event["id"])
         if ev["id"] in stored:
             same = bytes(stored[ev["id"]]) == c.digest
-            results[c.index] = _ok(c.index, eid, protocol.DUPLICATE) if same else _rejected(
-                c.index, eid, protocol.CONFLICT)
+            results[c.index] = (
+                _ok(c.index, eid, protocol.DUPLICATE)
+                if same
+                else _rejected(c.index, eid, protocol.CONFLICT)
+            )
             continue
         code = _ownership_error(ev, reps, own_rows, deal_branches)
         if code:
@@ -179,20 +213,34 @@ def _store(conn, branch: OrgUnit, agent_id: str, accepted: list[_Candidate], now
     tz = ZoneInfo(branch.timezone)
     rows = [
         {
-            "id": c.event["id"], "branch_id": branch.id, "rep_id": c.event["rep_id"],
-            "agent_id": agent_id, "seq": c.event["seq"], "type": c.event["type"],
+            "id": c.event["id"],
+            "branch_id": branch.id,
+            "rep_id": c.event["rep_id"],
+            "agent_id": agent_id,
+            "seq": c.event["seq"],
+            "type": c.event["type"],
             "occurred_at": c.event["occurred_at"],
             "local_day": c.event["occurred_at"].astimezone(tz).date(),
-            "received_at": now, "deal_id": c.event.get("deal"),
+            "received_at": now,
+            "deal_id": c.event.get("deal"),
             "customer": c.event.get("customer"),
             "playbook_version": c.event.get("playbook_version"),
-            "content_hash": c.digest, "payload": c.raw,
+            "content_hash": c.digest,
+            "payload": c.raw,
         }
         for c in accepted
     ]
-    inserted = conn.execute(text(
-        "INSERT INTO events SELECT * FROM json_populate_recordset(NULL::events, :rows) "
-        "ON CONFLICT (id) DO NOTHING RETURNING id"), {"rows": to_json(rows)}).scalars().all()
+    inserted = (
+        conn.execute(
+            text(
+                "INSERT INTO events SELECT * FROM json_populate_recordset(NULL::events, :rows) "
+                "ON CONFLICT (id) DO NOTHING RETURNING id"
+            ),
+            {"rows": to_json(rows)},
+        )
+        .scalars()
+        .all()
+    )
     if len(inserted) != len(rows):
         raise PushConflict("event ids were stored by a concurrent push")
     events = [c.event for c in accepted]
@@ -223,36 +271,59 @@ def add_rollups(conn, branch: OrgUnit, events: list[dict]) -> None:
     totals: dict[tuple, Decimal] = {}
     for ev in events:
         rollups.add_into(totals, (ev["rep_id"], ev["occurred_at"].astimezone(tz).date()), ev)
-    rows = [{"branch_id": branch.id, "rep_id": rep, "day": day, "metric": metric, "value": value}
-            for (rep, day, metric), value in totals.items()]
-    conn.execute(text(
-        "INSERT INTO daily_rollups "
-        "SELECT * FROM json_populate_recordset(NULL::daily_rollups, :rows) "
-        "ON CONFLICT (branch_id, day, rep_id, metric) "
-        "DO UPDATE SET value = daily_rollups.value + EXCLUDED.value"), {"rows": to_json(rows)})
+    rows = [
+        {"branch_id": branch.id, "rep_id": rep, "day": day, "metric": metric, "value": value}
+        for (rep, day, metric), value in totals.items()
+    ]
+    conn.execute(
+        text(
+            "INSERT INTO daily_rollups "
+            "SELECT * FROM json_populate_recordset(NULL::daily_rollups, :rows) "
+            "ON CONFLICT (branch_id, day, rep_id, metric) "
+            "DO UPDATE SET value = daily_rollups.value + EXCLUDED.value"
+        ),
+        {"rows": to_json(rows)},
+    )
 
 
 def _track_stream(conn, branch, agent_id, agent_version, accepted, now) -> None:
     """Record the push and any gaps in the agent's seq numbers."""
-    row = conn.execute(text(
-        "INSERT INTO agent_streams AS s (branch_id, agent_id, agent_version, max_seq, "
-        "events_accepted, pushes, last_push_at) VALUES (:b, :a, :v, 0, 0, 0, :now) "
-        "ON CONFLICT (branch_id, agent_id) DO UPDATE SET agent_version = EXCLUDED.agent_version "
-        "RETURNING max_seq"), {"b": branch.id, "a": agent_id, "v": agent_version, "now": now}).one()
+    row = conn.execute(
+        text(
+            "INSERT INTO agent_streams AS s (branch_id, agent_id, agent_version, max_seq, "
+            "events_accepted, pushes, last_push_at) VALUES (:b, :a, :v, 0, 0, 0, :now) "
+            "ON CONFLICT (branch_id, agent_id) "
+            "DO UPDATE SET agent_version = EXCLUDED.agent_version "
+            "RETURNING max_seq"
+        ),
+        {"b": branch.id, "a": agent_id, "v": agent_version, "now": now},
+    ).one()
     seqs = [c.event["seq"] for c in accepted]
-    gaps = [tuple(r) for r in conn.execute(text(
-        "SELECT first_seq, last_seq FROM seq_gaps WHERE branch_id = :b AND agent_id = :a"),
-        {"b": branch.id, "a": agent_id})]
+    gaps = [
+        tuple(r)
+        for r in conn.execute(
+            text("SELECT first_seq, last_seq FROM seq_gaps WHERE branch_id = :b AND agent_id = :a"),
+            {"b": branch.id, "a": agent_id},
+        )
+    ]
     new_max, new_gaps = seqgaps.update_gaps(row.max_seq, gaps, seqs)
     if new_gaps != sorted(gaps):
-        conn.execute(text("DELETE FROM seq_gaps WHERE branch_id = :b AND agent_id = :a"),
-                     {"b": branch.id, "a": agent_id})
+        conn.execute(
+            text("DELETE FROM seq_gaps WHERE branch_id = :b AND agent_id = :a"),
+            {"b": branch.id, "a": agent_id},
+        )
         for first, last in new_gaps:
-            conn.execute(text(
-                "INSERT INTO seq_gaps (branch_id, agent_id, first_seq, last_seq, detected_at) "
-                "VALUES (:b, :a, :f, :l, :now)"),
-                {"b": branch.id, "a": agent_id, "f": first, "l": last, "now": now})
-    conn.execute(text(
-        "UPDATE agent_streams SET max_seq = :m, events_accepted = events_accepted + :n, "
-        "pushes = pushes + 1, last_push_at = :now WHERE branch_id = :b AND agent_id = :a"),
-        {"m": new_max, "n": len(accepted), "now": now, "b": branch.id, "a": agent_id})
+            conn.execute(
+                text(
+                    "INSERT INTO seq_gaps (branch_id, agent_id, first_seq, last_seq, detected_at) "
+                    "VALUES (:b, :a, :f, :l, :now)"
+                ),
+                {"b": branch.id, "a": agent_id, "f": first, "l": last, "now": now},
+            )
+    conn.execute(
+        text(
+            "UPDATE agent_streams SET max_seq = :m, events_accepted = events_accepted + :n, "
+            "pushes = pushes + 1, last_push_at = :now WHERE branch_id = :b AND agent_id = :a"
+        ),
+        {"m": new_max, "n": len(accepted), "now": now, "b": branch.id, "a": agent_id},
+    )

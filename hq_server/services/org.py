@@ -167,8 +167,15 @@ def _place(code: str, name: str, kind: str, parent: OrgUnit, tz: str, report: Im
         report.moved.append(code)
     else:
         report.created[kind] += 1
-    fresh = OrgUnit(code=code, name=name, kind=kind, parent_id=parent.id, timezone=tz,
-                    level=parent.level + 1, active_from=date.today())
+    fresh = OrgUnit(
+        code=code,
+        name=name,
+        kind=kind,
+        parent_id=parent.id,
+        timezone=tz,
+        level=parent.level + 1,
+        active_from=date.today(),
+    )
     db.session.add(fresh)
     db.session.flush()
     fresh.path = f"{parent.path}{fresh.id}/"

@@ -19,19 +19,23 @@ def rebuild_branch(code: str) -> int:
     """Rebuild every row version of branch ``code``; return the events replayed (caller commits)."""
     conn = db.session.connection()
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"branch:{code}"})
-    rows = list(db.session.scalars(select(OrgUnit).where(OrgUnit.code == code,
-                                                         OrgUnit.kind == "branch")))
+    rows = list(
+        db.session.scalars(select(OrgUnit).where(OrgUnit.code == code, OrgUnit.kind == "branch"))
+    )
     replayed = 0
     for branch in rows:
         conn.execute(text("DELETE FROM daily_rollups WHERE branch_id = :b"), {"b": branch.id})
         conn.execute(text("DELETE FROM deals WHERE branch_id = :b"), {"b": branch.id})
         last_id = None
         while True:
-            batch = conn.execute(text(
-                "SELECT id, rep_id, payload, (SELECT id FROM reps r WHERE r.code = "
-                "payload->'data'->>'to_rep') AS to_rep_id FROM events WHERE branch_id = :b "
-                "AND (CAST(:last AS uuid) IS NULL OR id > :last) ORDER BY id LIMIT :n"),
-                {"b": branch.id, "last": last_id, "n": CHUNK}).all()
+            batch = conn.execute(
+                text(
+                    "SELECT id, rep_id, payload, (SELECT id FROM reps r WHERE r.code = "
+                    "payload->'data'->>'to_rep') AS to_rep_id FROM events WHERE branch_id = :b "
+                    "AND (CAST(:last AS uuid) IS NULL OR id > :last) ORDER BY id LIMIT :n"
+                ),
+                {"b": branch.id, "last": last_id, "n": CHUNK},
+            ).all()
             if not batch:
                 break
             events = [_replayable(row) for row in batch]
@@ -56,7 +60,8 @@ def _replayable(row) -> dict:
 def rebuild_all() -> int:
     """Rebuild every branch, one transaction each; return the events replayed."""
     codes = db.session.scalars(
-        select(OrgUnit.code).where(OrgUnit.kind == "branch").distinct()).all()
+        select(OrgUnit.code).where(OrgUnit.kind == "branch").distinct()
+    ).all()
     total = 0
     for code in codes:
         total += rebuild_branch(code)

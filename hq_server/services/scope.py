@@ -36,8 +36,9 @@ class Principal:
     def from_token(cls, record: ApiToken) -> Principal:
         """Build the principal a token stands for."""
         if record.kind == "agent":
-            return cls("agent", "agent", record.branch.code, branch_id=record.branch_id,
-                       token_id=record.id)
+            return cls(
+                "agent", "agent", record.branch.code, branch_id=record.branch_id, token_id=record.id
+            )
         user = record.user
         return cls("user", user.role, user.scope_unit.code, user_id=user.id, token_id=record.id)
 
@@ -55,10 +56,13 @@ def _under(paths: list[str]) -> list[OrgUnit]:
 
 def resolve_unit(principal: Principal, code: str) -> OrgUnit:
     """Return the active (or latest) row of unit ``code`` if the caller may see it."""
-    rows = list(db.session.scalars(
-        select(OrgUnit).where(OrgUnit.code == code).order_by(OrgUnit.active_from.desc(),
-                                                              OrgUnit.id.desc())
-    ))
+    rows = list(
+        db.session.scalars(
+            select(OrgUnit)
+            .where(OrgUnit.code == code)
+            .order_by(OrgUnit.active_from.desc(), OrgUnit.id.desc())
+        )
+    )
     scope = _paths(principal.scope_code)
     if not rows or not any(r.path.startswith(s) for r in rows for s in scope):
         raise OutOfScope(code)
@@ -70,6 +74,7 @@ def branch_ids_under(principal: Principal, code: str) -> list[int]:
     resolve_unit(principal, code)
     scope = _paths(principal.scope_code)
     return [
-        u.id for u in _under(_paths(code))
+        u.id
+        for u in _under(_paths(code))
         if u.kind == "branch" and any(u.path.startswith(s) for s in scope)
     ]

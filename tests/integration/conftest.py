@@ -18,8 +18,18 @@ from config.settings import Settings
 from tests.conftest import ROOT
 from tests.factories import Company
 
-TABLES = ("events", "deals", "daily_rollups", "seq_gaps", "agent_streams", "api_tokens",
-          "users", "reps", "org_units", "job_outbox")
+TABLES = (
+    "events",
+    "deals",
+    "daily_rollups",
+    "seq_gaps",
+    "agent_streams",
+    "api_tokens",
+    "users",
+    "reps",
+    "org_units",
+    "job_outbox",
+)
 
 
 def _reset_schema(url: str) -> None:
@@ -35,8 +45,9 @@ def services() -> Settings:
     from hq_server.embedded import resolve_services
 
     base = Settings.for_tests()
-    base = replace(base, instance_dir=ROOT / "instance" / "test",
-                   queue_name=f"test-{uuid.uuid4().hex[:8]}")
+    base = replace(
+        base, instance_dir=ROOT / "instance" / "test", queue_name=f"test-{uuid.uuid4().hex[:8]}"
+    )
     resolved = resolve_services(base)
     _reset_schema(resolved.database_url)
     return resolved
@@ -46,7 +57,6 @@ def services() -> Settings:
 def app(services):
     from hq_server import create_app
     from hq_server.cli import upgrade_database
-
     from hq_server.extensions import db
 
     app = create_app(services)

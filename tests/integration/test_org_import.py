@@ -14,8 +14,9 @@ from tests.factories import EventMaker, push
 
 
 def _counts():
-    rows = db.session.execute(select(OrgUnit.kind, func.count()).where(
-        OrgUnit.active_to.is_(None)).group_by(OrgUnit.kind)).all()
+    rows = db.session.execute(
+        select(OrgUnit.kind, func.count()).where(OrgUnit.active_to.is_(None)).group_by(OrgUnit.kind)
+    ).all()
     return dict(rows) | {"rep": db.session.scalar(select(func.count()).select_from(Rep))}
 
 
@@ -50,7 +51,8 @@ def test_yaml_org_files_with_time_zones(ctx, tmp_path):
         "    branches:\n"
         "      - code: BER01\n        name: Berlin\n"
         "        reps: [{code: BER01-1, name: Ada}, {code: BER01-2, name: Max}]\n"
-        "      - code: LIS01\n        timezone: Europe/Lisbon\n")
+        "      - code: LIS01\n        timezone: Europe/Lisbon\n"
+    )
     import_org(read_org_file(path), "Asia/Shanghai")
     db.session.commit()
     units = {u.code: u for u in db.session.scalars(select(OrgUnit))}
@@ -61,10 +63,12 @@ def test_yaml_org_files_with_time_zones(ctx, tmp_path):
 
 def test_bad_rows_are_reported_by_number_and_nothing_is_stored(ctx, tmp_path):
     path = tmp_path / "org.csv"
-    path.write_text("region_code,region_name,branch_code,branch_name,rep_code,rep_name\n"
-                    "EAST,East,SH01,Shanghai,SH01-1,Ann\n"
-                    "east lower,East,SH02,Shanghai 2,SH02-1,Bo\n"
-                    "EAST,East,,Nameless,SH03-1,Cy\n")
+    path.write_text(
+        "region_code,region_name,branch_code,branch_name,rep_code,rep_name\n"
+        "EAST,East,SH01,Shanghai,SH01-1,Ann\n"
+        "east lower,East,SH02,Shanghai 2,SH02-1,Bo\n"
+        "EAST,East,,Nameless,SH03-1,Cy\n"
+    )
     with pytest.raises(OrgImportError) as info:
         import_org(read_org_file(path), "Asia/Shanghai")
     db.session.rollback()
@@ -86,27 +90,41 @@ def test_a_branch_that_moves_region_keeps_its_history(app, client, company):
     old_deal = str(uuid.uuid4())
     push(client, company.agent("SH01"), [maker.deal_opened(old_deal)])
     with app.app_context():
-        report = import_org([{"region_code": "WEST", "region_name": "West",
-                              "branch_code": "SH01", "branch_name": "Branch SH01",
-                              "rep_code": "SH01-001", "rep_name": "Rep SH01-001"}],
-                            "Asia/Shanghai")
+        report = import_org(
+            [
+                {
+                    "region_code": "WEST",
+                    "region_name": "West",
+                    "branch_code": "SH01",
+                    "branch_name": "Branch SH01",
+                    "rep_code": "SH01-001",
+                    "rep_name": "Rep SH01-001",
+                }
+            ],
+            "Asia/Shanghai",
+        )
         db.session.commit()
         assert report.moved == ["SH01"]
-        rows = db.session.scalars(select(OrgUnit).where(OrgUnit.code == "SH01")
-                                  .order_by(OrgUnit.id)).all()
+        rows = db.session.scalars(
+            select(OrgUnit).where(OrgUnit.code == "SH01").order_by(OrgUnit.id)
+        ).all()
         assert [r.active_to is None for r in rows] == [False, True]
         assert rows[1].parent.code == "WEST"
     # The same agent token keeps working: it names the branch, not the row.
-    new = push(client, company.agent("SH01"), [maker.deal_opened(),
-                                                maker.make("deal.won", deal=old_deal)])
+    new = push(
+        client, company.agent("SH01"), [maker.deal_opened(), maker.make("deal.won", deal=old_deal)]
+    )
     assert new.get_json()["counts"]["accepted"] == 2
     headers = company.user("hq_manager")
-    east = client.get("/api/v1/funnel?unit=EAST&from=2026-11-01&to=2026-11-30",
-                      headers=headers).get_json()
-    west = client.get("/api/v1/funnel?unit=WEST&from=2026-11-01&to=2026-11-30",
-                      headers=headers).get_json()
-    sh01 = client.get("/api/v1/funnel?unit=SH01&from=2026-11-01&to=2026-11-30",
-                      headers=headers).get_json()
+    east = client.get(
+        "/api/v1/funnel?unit=EAST&from=2026-11-01&to=2026-11-30", headers=headers
+    ).get_json()
+    west = client.get(
+        "/api/v1/funnel?unit=WEST&from=2026-11-01&to=2026-11-30", headers=headers
+    ).get_json()
+    sh01 = client.get(
+        "/api/v1/funnel?unit=SH01&from=2026-11-01&to=2026-11-30", headers=headers
+    ).get_json()
     assert east["cohort"]["deals_opened"] == 1  # opened before the move
     assert west["cohort"]["deals_opened"] == 1  # opened after it
     assert sh01["cohort"]["deals_opened"] == 2  # the branch sees all its history

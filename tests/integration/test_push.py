@@ -28,8 +28,10 @@ def _snapshot(app) -> dict:
 def test_a_valid_batch_is_accepted_and_stored(app, client, company):
     maker = EventMaker()
     deal = str(uuid.uuid4())
-    events = [maker.deal_opened(deal), maker.make("visit.logged", {"decision_maker_met": True},
-                                                  deal=deal)]
+    events = [
+        maker.deal_opened(deal),
+        maker.make("visit.logged", {"decision_maker_met": True}, deal=deal),
+    ]
     resp = push(client, company.agent("SH01"), events)
     assert resp.status_code == 200
     body = resp.get_json()
@@ -38,7 +40,8 @@ def test_a_valid_batch_is_accepted_and_stored(app, client, company):
     assert _count(app, "events") == 2
     with app.app_context():
         stage, reached = db.session.execute(
-            text("SELECT stage, reached_at FROM deals WHERE id = :d"), {"d": deal}).one()
+            text("SELECT stage, reached_at FROM deals WHERE id = :d"), {"d": deal}
+        ).one()
     assert stage == "lead"
     assert set(reached) == {"lead", "visit"}
 
@@ -46,8 +49,11 @@ def test_a_valid_batch_is_accepted_and_stored(app, client, company):
 def test_the_same_batch_twice_changes_nothing_the_second_time(app, client, company):
     maker = EventMaker()
     deal = str(uuid.uuid4())
-    events = [maker.deal_opened(deal), maker.make("quote.issued",
-              {"amount": 900, "currency": "CNY"}, deal=deal), maker.make("deal.won", deal=deal)]
+    events = [
+        maker.deal_opened(deal),
+        maker.make("quote.issued", {"amount": 900, "currency": "CNY"}, deal=deal),
+        maker.make("deal.won", deal=deal),
+    ]
     push(client, company.agent("SH01"), events)
     before = _snapshot(app)
     again = push(client, company.agent("SH01"), events).get_json()
@@ -73,15 +79,26 @@ def test_a_batch_with_bad_events_stores_the_good_ones(app, client, company):
     naive = maker.make("call.logged", {"connected": False})
     naive["occurred_at"] = "2026-11-02T10:00:00"
     unknown = maker.make("telepathy.logged")
-    bad_data = maker.make("quote.issued", {"amount": -5, "currency": "yuan"},
-                          deal=str(uuid.uuid4()))
+    bad_data = maker.make(
+        "quote.issued", {"amount": -5, "currency": "yuan"}, deal=str(uuid.uuid4())
+    )
     wrong_offset = maker.make("call.logged", {"connected": True})
     wrong_offset["occurred_at"] = "2026-11-02T10:00:00+15:00"
-    resp = push(client, company.agent("SH01"), [good1, naive, unknown, bad_data, good2,
-                                                wrong_offset, "not an object"])
+    resp = push(
+        client,
+        company.agent("SH01"),
+        [good1, naive, unknown, bad_data, good2, wrong_offset, "not an object"],
+    )
     results = resp.get_json()["results"]
-    assert [r["status"] for r in results] == ["accepted", "rejected", "rejected", "rejected",
-                                              "accepted", "rejected", "rejected"]
+    assert [r["status"] for r in results] == [
+        "accepted",
+        "rejected",
+        "rejected",
+        "rejected",
+        "accepted",
+        "rejected",
+        "rejected",
+    ]
     assert [r["index"] for r in results] == list(range(7))
     assert results[1]["errors"] == {"occurred_at": ["Not a valid aware datetime."]}
     assert "type" in results[2]["errors"]
@@ -102,8 +119,12 @@ def test_a_rep_or_deal_of_another_branch_is_rejected(app, client, company):
         sh.make("lead.assigned", {"to_rep": "CD01-002"}, deal=str(uuid.uuid4())),
     ]
     results = push(client, company.agent("SH01"), events).get_json()["results"]
-    assert [r["code"] for r in results] == ["rep_other_branch", "deal_other_branch",
-                                            "unknown_rep", "rep_other_branch"]
+    assert [r["code"] for r in results] == [
+        "rep_other_branch",
+        "deal_other_branch",
+        "unknown_rep",
+        "rep_other_branch",
+    ]
     assert _count(app, "events") == 1
 
 
@@ -120,14 +141,16 @@ def test_seq_gaps_are_recorded_and_closed_by_late_arrivals(app, client, company)
     events = [maker.make("call.logged", {"connected": True}) for _ in range(6)]
     push(client, company.agent("SH01"), [events[0], events[3], events[5]])
     with app.app_context():
-        gaps = db.session.execute(text("SELECT first_seq, last_seq FROM seq_gaps "
-                                       "ORDER BY first_seq")).all()
+        gaps = db.session.execute(
+            text("SELECT first_seq, last_seq FROM seq_gaps ORDER BY first_seq")
+        ).all()
     assert [tuple(g) for g in gaps] == [(2, 3), (5, 5)]
     push(client, company.agent("SH01"), [events[1], events[4]])
     with app.app_context():
         gaps = db.session.execute(text("SELECT first_seq, last_seq FROM seq_gaps")).all()
-        stream = db.session.execute(text("SELECT max_seq, events_accepted FROM agent_streams"
-                                         )).one()
+        stream = db.session.execute(
+            text("SELECT max_seq, events_accepted FROM agent_streams")
+        ).one()
     assert [tuple(g) for g in gaps] == [(3, 3)]
     assert tuple(stream) == (6, 5)
 
@@ -140,22 +163,30 @@ def test_gzip_bodies_are_accepted(app, client, company):
 
 def test_a_gzip_bomb_is_refused_with_413(app, client, company):
     app.config["SETTINGS"] = app.config["SETTINGS"].__class__(
-        **{**app.config["SETTINGS"].__dict__, "max_decompressed_bytes": 10_000})
+        **{**app.config["SETTINGS"].__dict__, "max_decompressed_bytes": 10_000}
+    )
     try:
         body = gzip.compress(b"[" + b" " * 1_000_000 + b"]")
-        resp = client.post("/api/v1/sync/push", data=body, headers={
-            **company.agent("SH01"), "Content-Encoding": "gzip"})
+        resp = client.post(
+            "/api/v1/sync/push",
+            data=body,
+            headers={**company.agent("SH01"), "Content-Encoding": "gzip"},
+        )
     finally:
         app.config["SETTINGS"] = app.config["SETTINGS"].__class__(
-            **{**app.config["SETTINGS"].__dict__, "max_decompressed_bytes": 32 * 1024 * 1024})
+            **{**app.config["SETTINGS"].__dict__, "max_decompressed_bytes": 32 * 1024 * 1024}
+        )
     assert resp.status_code == 413
     assert resp.get_json()["code"] == "decompressed_too_large"
 
 
 def test_an_oversized_body_is_refused_with_json_413(app, client, company):
     limit = app.config["MAX_CONTENT_LENGTH"]
-    resp = client.post("/api/v1/sync/push", data=b"x" * (limit + 1),
-                       headers={**company.agent("SH01"), "Content-Type": "application/json"})
+    resp = client.post(
+        "/api/v1/sync/push",
+        data=b"x" * (limit + 1),
+        headers={**company.agent("SH01"), "Content-Type": "application/json"},
+    )
     assert resp.status_code == 413
     assert resp.is_json and resp.get_json()["code"] == "body_too_large"
 
@@ -170,25 +201,37 @@ def test_too_many_events_is_refused_with_413(app, client, company):
 
 
 def test_malformed_json_gets_a_json_400(client, company):
-    resp = client.post("/api/v1/sync/push", data=b'{"agent": ',
-                       headers={**company.agent("SH01"), "Content-Type": "application/json"})
+    resp = client.post(
+        "/api/v1/sync/push",
+        data=b'{"agent": ',
+        headers={**company.agent("SH01"), "Content-Type": "application/json"},
+    )
     assert resp.status_code == 400
     assert resp.get_json()["code"] == "bad_json"
 
 
 def test_a_body_without_agent_gets_field_errors(client, company):
-    resp = client.post("/api/v1/sync/push", data=json.dumps({"events": []}),
-                       headers={**company.agent("SH01"), "Content-Type": "application/json"})
+    resp = client.post(
+        "/api/v1/sync/push",
+        data=json.dumps({"events": []}),
+        headers={**company.agent("SH01"), "Content-Type": "application/json"},
+    )
     assert resp.status_code == 422
     assert resp.get_json()["errors"] == {"agent": ["Missing data for required field."]}
 
 
 def test_push_needs_an_agent_token(client, company):
     no_token = client.post("/api/v1/sync/push", json={"agent": {"id": "a"}, "events": []})
-    bad_token = client.post("/api/v1/sync/push", json={"agent": {"id": "a"}, "events": []},
-                            headers={"Authorization": "Bearer hqa_forged"})
-    user_token = client.post("/api/v1/sync/push", json={"agent": {"id": "a"}, "events": []},
-                             headers=company.user("hq_manager"))
+    bad_token = client.post(
+        "/api/v1/sync/push",
+        json={"agent": {"id": "a"}, "events": []},
+        headers={"Authorization": "Bearer hqa_forged"},
+    )
+    user_token = client.post(
+        "/api/v1/sync/push",
+        json={"agent": {"id": "a"}, "events": []},
+        headers=company.user("hq_manager"),
+    )
     assert (no_token.status_code, bad_token.status_code, user_token.status_code) == (401, 401, 403)
     assert no_token.get_json()["code"] == "unauthorized"
     assert user_token.get_json()["code"] == "forbidden"

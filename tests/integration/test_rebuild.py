@@ -28,21 +28,31 @@ START = datetime(2026, 11, 2, tzinfo=UTC)
 
 @st.composite
 def event_streams(draw):
-    deals = [str(uuid.UUID(int=draw(st.integers(0, 2**64)))) for _ in range(draw(st.integers(1, 4)))]
-    kinds = st.sampled_from([
-        ("deal.opened", lambda: {"name": "d", "amount": draw(st.integers(0, 10**6)),
-                                 "currency": "CNY"}),
-        ("deal.stage_changed", lambda: {"to": draw(st.sampled_from(
-            ["lead", "visit", "quote", "won", "lost"]))}),
-        ("visit.logged", lambda: {"decision_maker_met": draw(st.booleans())}),
-        ("quote.issued", lambda: {"amount": draw(st.integers(0, 10**6)), "currency": "CNY"}),
-        ("deal.updated", lambda: {"amount": draw(st.integers(0, 10**6)),
-                                  "expected_close": "2027-01-15"}),
-        ("deal.won", lambda: {"amount": draw(st.integers(1, 10**6))}),
-        ("deal.lost", lambda: {"loss_reason": "price"}),
-        ("lead.assigned", lambda: {"to_rep": draw(st.sampled_from(REPS))}),
-        ("call.logged", lambda: {"connected": draw(st.booleans())}),
-    ])
+    deals = [
+        str(uuid.UUID(int=draw(st.integers(0, 2**64)))) for _ in range(draw(st.integers(1, 4)))
+    ]
+    kinds = st.sampled_from(
+        [
+            (
+                "deal.opened",
+                lambda: {"name": "d", "amount": draw(st.integers(0, 10**6)), "currency": "CNY"},
+            ),
+            (
+                "deal.stage_changed",
+                lambda: {"to": draw(st.sampled_from(["lead", "visit", "quote", "won", "lost"]))},
+            ),
+            ("visit.logged", lambda: {"decision_maker_met": draw(st.booleans())}),
+            ("quote.issued", lambda: {"amount": draw(st.integers(0, 10**6)), "currency": "CNY"}),
+            (
+                "deal.updated",
+                lambda: {"amount": draw(st.integers(0, 10**6)), "expected_close": "2027-01-15"},
+            ),
+            ("deal.won", lambda: {"amount": draw(st.integers(1, 10**6))}),
+            ("deal.lost", lambda: {"loss_reason": "price"}),
+            ("lead.assigned", lambda: {"to_rep": draw(st.sampled_from(REPS))}),
+            ("call.logged", lambda: {"connected": draw(st.booleans())}),
+        ]
+    )
     count = draw(st.integers(1, 30))
     ids = draw(st.lists(st.uuids(), min_size=count, max_size=count, unique=True))
     events = []
@@ -50,24 +60,46 @@ def event_streams(draw):
         kind, data = draw(kinds)
         # Coarse times so that ties (same instant) happen and must be broken by id.
         minutes = draw(st.integers(0, 60 * 24 * 20)) // 30 * 30
-        events.append({
-            "id": str(ids[seq - 1]), "seq": seq, "type": kind,
-            "occurred_at": (START + timedelta(minutes=minutes)).isoformat(),
-            "rep": draw(st.sampled_from(REPS)), "deal": draw(st.sampled_from(deals)),
-            "data": data(),
-        })
+        events.append(
+            {
+                "id": str(ids[seq - 1]),
+                "seq": seq,
+                "type": kind,
+                "occurred_at": (START + timedelta(minutes=minutes)).isoformat(),
+                "rep": draw(st.sampled_from(REPS)),
+                "deal": draw(st.sampled_from(deals)),
+                "data": data(),
+            }
+        )
     return events
 
 
 def _state(conn) -> dict:
     return {
-        "deals": sorted(map(tuple, conn.execute(text(
-            "SELECT id, branch_id, rep_id, customer, name, stage, status, amount, currency, "
-            "expected_close, forecast_category, loss_reason, opened_at, opened_day, closed_at, "
-            "closed_day, last_activity_at, event_count, reached_at::text, versions::text "
-            "FROM deals")).all()), key=str),
-        "rollups": sorted(map(tuple, conn.execute(text(
-            "SELECT branch_id, day, rep_id, metric, value FROM daily_rollups")).all()), key=str),
+        "deals": sorted(
+            map(
+                tuple,
+                conn.execute(
+                    text(
+                        "SELECT id, branch_id, rep_id, customer, name, stage, status, amount, "
+                        "currency, expected_close, forecast_category, loss_reason, opened_at, "
+                        "opened_day, closed_at, closed_day, last_activity_at, event_count, "
+                        "reached_at::text, versions::text "
+                        "FROM deals"
+                    )
+                ).all(),
+            ),
+            key=str,
+        ),
+        "rollups": sorted(
+            map(
+                tuple,
+                conn.execute(
+                    text("SELECT branch_id, day, rep_id, metric, value FROM daily_rollups")
+                ).all(),
+            ),
+            key=str,
+        ),
     }
 
 
@@ -85,16 +117,18 @@ def test_incremental_rollups_equal_a_rebuild(app, queue, stream, seed):
     while arrivals:
         size = rng.randint(1, 8)
         batch, arrivals = arrivals[:size], arrivals[size:]
-        statuses = {r["status"] for r in push(client, company.agent("SH01"), batch)
-                    .get_json()["results"]}
+        statuses = {
+            r["status"] for r in push(client, company.agent("SH01"), batch).get_json()["results"]
+        }
         assert statuses <= {"accepted", "duplicate"}
     with app.app_context():
         incremental = _state(db.session.connection())
         add_job("rebuild_rollups:SH01", "rebuild_rollups", branch="SH01")
         db.session.commit()
         assert relay(queue) == 1
-        SimpleWorker([queue], connection=queue.connection,
-                     serializer=JSONSerializer).work(burst=True)
+        SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer).work(
+            burst=True
+        )
         db.session.rollback()
         rebuilt = _state(db.session.connection())
         done = db.session.execute(text("SELECT done_at IS NOT NULL FROM job_outbox")).scalar()

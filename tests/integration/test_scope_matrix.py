@@ -31,12 +31,17 @@ ROUTES = {
 }
 
 CALLERS = [("user", role, scope) for role, scope in ROLE_SCOPES.items()] + [
-    ("agent", "agent", branch) for branch in ("SH01", "HZ01", "CD01")]
+    ("agent", "agent", branch) for branch in ("SH01", "HZ01", "CD01")
+]
 
 
 def test_every_live_route_has_a_scope_rule(app):
-    live = {(rule.rule, method) for rule in app.url_map.iter_rules()
-            for method in rule.methods - {"HEAD", "OPTIONS"} if rule.rule not in PUBLIC}
+    live = {
+        (rule.rule, method)
+        for rule in app.url_map.iter_rules()
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+        if rule.rule not in PUBLIC
+    }
     assert live == set(ROUTES), "add the new route to ROUTES with its scope rule"
 
 

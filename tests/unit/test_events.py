@@ -14,11 +14,20 @@ VALID_DATA = {
     "lead.recycled": {"reason": "no budget"},
     "call.logged": {"connected": True, "reached_decision_maker": True, "presented": False},
     "visit.logged": {"decision_maker_met": True, "outcome": "demo booked", "next_step": "quote"},
-    "quote.issued": {"amount": "1200.50", "currency": "CNY", "discount_pct": 10,
-                     "products": ["GTX Pro"],
-                     "competitor": {"name": "Rival", "product": "X1", "price": 1100}},
-    "deal.opened": {"name": "ACME rollout", "amount": 50000, "currency": "CNY",
-                    "expected_close": "2027-01-31", "stage": "lead"},
+    "quote.issued": {
+        "amount": "1200.50",
+        "currency": "CNY",
+        "discount_pct": 10,
+        "products": ["GTX Pro"],
+        "competitor": {"name": "Rival", "product": "X1", "price": 1100},
+    },
+    "deal.opened": {
+        "name": "ACME rollout",
+        "amount": 50000,
+        "currency": "CNY",
+        "expected_close": "2027-01-31",
+        "stage": "lead",
+    },
     "deal.stage_changed": {"from": "lead", "to": "visit"},
     "deal.updated": {"forecast_category": "commit"},
     "deal.won": {"amount": 48000},
@@ -28,9 +37,15 @@ VALID_DATA = {
 
 
 def _event(type_: str, **changes) -> dict:
-    event = {"id": str(uuid.uuid4()), "seq": 1, "type": type_,
-             "occurred_at": "2026-11-22T10:15:00+08:00", "rep": "SH01-007",
-             "deal": str(uuid.uuid4()), "data": VALID_DATA[type_]}
+    event = {
+        "id": str(uuid.uuid4()),
+        "seq": 1,
+        "type": type_,
+        "occurred_at": "2026-11-22T10:15:00+08:00",
+        "rep": "SH01-007",
+        "deal": str(uuid.uuid4()),
+        "data": VALID_DATA[type_],
+    }
     event.update(changes)
     return event
 
@@ -46,17 +61,20 @@ def test_every_event_type_loads(type_):
     assert event["type"] == type_
 
 
-@pytest.mark.parametrize("changes,field", [
-    ({"occurred_at": "2026-11-22T10:15:00"}, "occurred_at"),
-    ({"occurred_at": "2026-11-22T10:15:00+14:30"}, "occurred_at"),
-    ({"occurred_at": "yesterday"}, "occurred_at"),
-    ({"id": "not-a-uuid"}, "id"),
-    ({"seq": 0}, "seq"),
-    ({"seq": "5"}, "seq"),
-    ({"type": "deal.exploded"}, "type"),
-    ({"rep": ""}, "rep"),
-    ({"extra": 1}, "extra"),
-])
+@pytest.mark.parametrize(
+    "changes,field",
+    [
+        ({"occurred_at": "2026-11-22T10:15:00"}, "occurred_at"),
+        ({"occurred_at": "2026-11-22T10:15:00+14:30"}, "occurred_at"),
+        ({"occurred_at": "yesterday"}, "occurred_at"),
+        ({"id": "not-a-uuid"}, "id"),
+        ({"seq": 0}, "seq"),
+        ({"seq": "5"}, "seq"),
+        ({"type": "deal.exploded"}, "type"),
+        ({"rep": ""}, "rep"),
+        ({"extra": 1}, "extra"),
+    ],
+)
 def test_bad_envelopes_name_the_field(changes, field):
     event, errors = load_event(_event("call.logged", **changes))
     assert event is None
@@ -69,15 +87,18 @@ def test_deal_events_need_a_deal():
     assert load_event(raw)[1] == {"deal": ["required for deal.won events"]}
 
 
-@pytest.mark.parametrize("type_,data,field", [
-    ("quote.issued", {"amount": -1, "currency": "CNY"}, "amount"),
-    ("quote.issued", {"amount": 1, "currency": "rmb"}, "currency"),
-    ("quote.issued", {"amount": 1, "currency": "CNY", "discount_pct": 150}, "discount_pct"),
-    ("call.logged", {}, "connected"),
-    ("deal.updated", {}, "_schema"),
-    ("deal.opened", {"name": "x", "amount": 1, "currency": "CNY", "colour": "red"}, "colour"),
-    ("lead.created", {"source": "web", "lifecycle": "alien"}, "lifecycle"),
-])
+@pytest.mark.parametrize(
+    "type_,data,field",
+    [
+        ("quote.issued", {"amount": -1, "currency": "CNY"}, "amount"),
+        ("quote.issued", {"amount": 1, "currency": "rmb"}, "currency"),
+        ("quote.issued", {"amount": 1, "currency": "CNY", "discount_pct": 150}, "discount_pct"),
+        ("call.logged", {}, "connected"),
+        ("deal.updated", {}, "_schema"),
+        ("deal.opened", {"name": "x", "amount": 1, "currency": "CNY", "colour": "red"}, "colour"),
+        ("lead.created", {"source": "web", "lifecycle": "alien"}, "lifecycle"),
+    ],
+)
 def test_bad_data_is_nested_under_data(type_, data, field):
     _, errors = load_event(_event(type_, data=data))
     assert field in errors["data"]

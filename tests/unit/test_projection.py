@@ -13,25 +13,38 @@ from shared.events import load_event
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
 DATA = {
-    "deal.opened": st.fixed_dictionaries({"name": st.just("d"), "amount": st.integers(0, 999),
-                                          "currency": st.sampled_from(["CNY", "USD"])}),
-    "deal.stage_changed": st.fixed_dictionaries({"to": st.sampled_from(
-        ["lead", "visit", "quote", "won", "lost"])}),
+    "deal.opened": st.fixed_dictionaries(
+        {
+            "name": st.just("d"),
+            "amount": st.integers(0, 999),
+            "currency": st.sampled_from(["CNY", "USD"]),
+        }
+    ),
+    "deal.stage_changed": st.fixed_dictionaries(
+        {"to": st.sampled_from(["lead", "visit", "quote", "won", "lost"])}
+    ),
     "deal.updated": st.fixed_dictionaries({"amount": st.integers(0, 999)}),
     "deal.won": st.fixed_dictionaries({}),
     "deal.lost": st.fixed_dictionaries({"loss_reason": st.sampled_from(["price", "timing"])}),
     "visit.logged": st.fixed_dictionaries({"decision_maker_met": st.booleans()}),
-    "quote.issued": st.fixed_dictionaries({"amount": st.integers(0, 999), "currency": st.just("CNY")}),
+    "quote.issued": st.fixed_dictionaries(
+        {"amount": st.integers(0, 999), "currency": st.just("CNY")}
+    ),
 }
 
 
 @st.composite
 def events(draw):
     kind = draw(st.sampled_from(sorted(DATA)))
-    raw = {"id": str(draw(st.uuids())), "seq": 1, "type": kind, "rep": "R1",
-           "deal": "00000000-0000-0000-0000-000000000001",
-           "occurred_at": (START + timedelta(hours=draw(st.integers(0, 48)))).isoformat(),
-           "data": draw(DATA[kind])}
+    raw = {
+        "id": str(draw(st.uuids())),
+        "seq": 1,
+        "type": kind,
+        "rep": "R1",
+        "deal": "00000000-0000-0000-0000-000000000001",
+        "occurred_at": (START + timedelta(hours=draw(st.integers(0, 48)))).isoformat(),
+        "data": draw(DATA[kind]),
+    }
     event, errors = load_event(raw)
     assert errors is None
     event["rep_id"] = 1
@@ -53,12 +66,27 @@ def test_any_arrival_order_gives_the_same_deal(evs, rnd):
 
 
 def test_a_later_stage_change_wins_and_reaching_a_stage_implies_earlier_ones():
-    opened = {"id": uuid.uuid4(), "type": "deal.opened", "rep_id": 1, "occurred_at": START,
-              "data": {"name": "d", "amount": 5, "currency": "CNY"}}
-    quoted = {"id": uuid.uuid4(), "type": "deal.stage_changed", "rep_id": 1,
-              "occurred_at": START + timedelta(days=1), "data": {"to": "quote"}}
-    lost = {"id": uuid.uuid4(), "type": "deal.lost", "rep_id": 1,
-            "occurred_at": START + timedelta(days=2), "data": {"loss_reason": "price"}}
+    opened = {
+        "id": uuid.uuid4(),
+        "type": "deal.opened",
+        "rep_id": 1,
+        "occurred_at": START,
+        "data": {"name": "d", "amount": 5, "currency": "CNY"},
+    }
+    quoted = {
+        "id": uuid.uuid4(),
+        "type": "deal.stage_changed",
+        "rep_id": 1,
+        "occurred_at": START + timedelta(days=1),
+        "data": {"to": "quote"},
+    }
+    lost = {
+        "id": uuid.uuid4(),
+        "type": "deal.lost",
+        "rep_id": 1,
+        "occurred_at": START + timedelta(days=2),
+        "data": {"loss_reason": "price"},
+    }
     state = _fold([lost, quoted, opened])
     assert (state["stage"], state["status"], state["loss_reason"]) == ("lost", "lost", "price")
     assert state["closed_at"] == START + timedelta(days=2)

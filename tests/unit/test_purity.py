@@ -8,9 +8,22 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FORBIDDEN = {"flask", "flask_sqlalchemy", "sqlalchemy", "redis", "rq", "requests", "psycopg",
-             "hq_server.extensions", "hq_server.models", "hq_server.services", "os", "socket",
-             "subprocess", "urllib"}
+FORBIDDEN = {
+    "flask",
+    "flask_sqlalchemy",
+    "sqlalchemy",
+    "redis",
+    "rq",
+    "requests",
+    "psycopg",
+    "hq_server.extensions",
+    "hq_server.models",
+    "hq_server.services",
+    "os",
+    "socket",
+    "subprocess",
+    "urllib",
+}
 PURE_DIRS = ["shared", "hq_server/metrics"]
 
 
@@ -24,11 +37,17 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("path", [p for d in PURE_DIRS for p in sorted((ROOT / d).rglob("*.py"))],
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path",
+    [p for d in PURE_DIRS for p in sorted((ROOT / d).rglob("*.py"))],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
 def test_pure_modules_import_no_io(path):
-    bad = {name for name in _imports(path)
-           if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)}
+    bad = {
+        name
+        for name in _imports(path)
+        if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
+    }
     assert not bad, f"{path.name} imports {sorted(bad)}"
 
 

@@ -16,10 +16,14 @@ def test_defaults_need_no_environment():
 
 
 def test_values_are_read_and_checked():
-    settings = Settings.from_env({"DATABASE_URL": "postgresql:///hq", "HQ_MAX_BATCH_EVENTS": "50",
-                                  "LOG_LEVEL": "debug"})
+    settings = Settings.from_env(
+        {"DATABASE_URL": "postgresql:///hq", "HQ_MAX_BATCH_EVENTS": "50", "LOG_LEVEL": "debug"}
+    )
     assert (settings.database_url, settings.max_batch_events, settings.log_level) == (
-        "postgresql:///hq", 50, "DEBUG")
+        "postgresql:///hq",
+        50,
+        "DEBUG",
+    )
     with pytest.raises(ValueError, match="HQ_MAX_BATCH_EVENTS must be an integer"):
         Settings.from_env({"HQ_MAX_BATCH_EVENTS": "many"})
 

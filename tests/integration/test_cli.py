@@ -1,0 +1,67 @@
+"""The hq-server command against the test database."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from hq_server.cli import main
+from hq_server.extensions import db
+
+
+@pytest.fixture
+def run(services):
+    env = {
+        "DATABASE_URL": services.database_url,
+        "REDIS_URL": services.redis_url,
+        "HQ_INSTANCE_DIR": str(services.instance_dir),
+        "HQ_QUEUE": services.queue_name,
+    }
+
+    def invoke(*args):
+        return CliRunner(env=env).invoke(main, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def test_org_import_tokens_and_users_from_the_command_line(app, run, dataset_dir):
+    result = run("org", "import", str(dataset_dir / "sales_teams.csv"))
+    assert result.exit_code == 0, result.output
+    assert "3 region(s), 6 branch(es), 35 rep(s)" in result.output
+    listing = run("org", "list").output
+    assert "  CENTRAL  Central (region" in listing
+    token = run("agent-token", "CARA-LOSCH").output.strip()
+    assert token.startswith("hqa_")
+    user = run("user", "add", "ann", "--role", "region_manager", "--scope", "EAST")
+    assert user.exit_code == 0
+    user_token = user.output.strip().splitlines()[-1]
+    with app.app_context():
+        stored = db.session.execute(text("SELECT token_hash FROM api_tokens")).scalars().all()
+    # Only hashes are kept: the printed tokens appear nowhere in the table.
+    assert len(stored) == 2
+    assert all(
+        token.encode() not in bytes(h) and user_token.encode() not in bytes(h) for h in stored
+    )
+    client = app.test_client()
+    resp = client.get("/api/v1/funnel?unit=EAST", headers={"Authorization": f"Bearer {user_token}"})
+    assert resp.status_code == 200
+
+
+def test_bad_input_gets_a_clear_message_and_a_failing_exit_code(app, run, tmp_path):
+    assert run("agent-token", "NOWHERE").exit_code == 1
+    bad_user = run("user", "add", "bob", "--role", "finance", "--scope", "NOWHERE")
+    assert bad_user.exit_code == 1 and "no active org unit" in bad_user.output
+    bad_file = tmp_path / "org.csv"
+    bad_file.write_text("region_code,region_name,branch_code,branch_name\nbad code,x,B1,y\n")
+    result = run("org", "import", str(bad_file))
+    assert result.exit_code == 2
+    assert "row 2" in result.output
+
+
+def test_rebuild_is_queued_through_the_outbox(app, run):
+    assert run("rebuild", "--branch", "SH01").exit_code == 0
+    assert run("rebuild", "--branch", "SH01").exit_code == 0  # still one waiting job
+    with app.app_context():
+        keys = db.session.execute(text("SELECT key, task FROM job_outbox")).all()
+    assert [tuple(k) for k in keys] == [("rebuild_rollups:SH01", "rebuild_rollups")]

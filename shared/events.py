@@ -160,7 +160,9 @@ class EventSchema(_Strict):
     """The envelope every event shares."""
 
     id = fields.UUID(required=True)
-    seq = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=2**62))
+    seq = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=2**62)
+    )  # = protocol.MAX_SEQ
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
     occurred_at = fields.AwareDateTime(required=True)
     rep = fields.String(required=True, validate=CODE)

@@ -8,6 +8,7 @@ API_PREFIX = "/api/v1"
 PUSH_PATH = f"{API_PREFIX}/sync/push"
 PULL_PATH = f"{API_PREFIX}/sync/pull"
 MAX_BATCH_EVENTS = 1000
+MAX_SEQ = 2**62
 
 # Per-event statuses in a push response.
 ACCEPTED = "accepted"

@@ -1,4 +1,4 @@
-"""Sync API for branch agents: push events (pull comes with the agent)."""
+"""Sync API for branch agents: push events, pull reference data."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import zlib
 import orjson
 from flask import current_app, g, request
 from flask_smorest import Blueprint
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError, fields
 
 from hq_server.api.auth import token_required
 from hq_server.api.errors import ApiError
 from hq_server.extensions import db
 from hq_server.services.ingest import PushConflict, push_batch
 from hq_server.services.org import active_unit
+from hq_server.services.pull import pull_state
 from shared.protocol import PushRequestSchema, PushResponseSchema
 
 blp = Blueprint("sync", __name__, url_prefix="/api/v1/sync", description="Branch agent sync")
@@ -42,6 +43,14 @@ def _read_json() -> object:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from exc
+
+
+def _active_branch():
+    # The token names the branch; its active row is the one in use (a moved branch has a new one).
+    branch = active_unit(g.principal.scope_code)
+    if branch is None:
+        raise ApiError(403, "branch_inactive", "this branch is closed; its token is retired")
+    return branch
 
 
 @blp.post("/push")
@@ -98,3 +107,30 @@ def push():
     else:
         db.session.commit()
     return outcome.as_dict()
+
+
+class PullArgsSchema(Schema):
+    cursor = fields.AwareDateTime(
+        metadata={"description": "the cursor of the previous pull; omit for everything"}
+    )
+
+
+class PullResponseSchema(Schema):
+    cursor = fields.String()
+    server_time = fields.String()
+    branch = fields.Dict()
+    reps = fields.List(fields.Dict())
+    stages = fields.List(fields.Dict())
+    playbook = fields.Dict(allow_none=True)
+    targets = fields.List(fields.Dict())
+    leads = fields.List(fields.Dict())
+
+
+@blp.get("/pull")
+@token_required("agent")
+@blp.arguments(PullArgsSchema, location="query", as_kwargs=True)
+@blp.response(200, PullResponseSchema)
+def pull(cursor=None):
+    """Return reference data, the stage table and leads assigned to the branch."""
+    branch = _active_branch()
+    return pull_state(branch, cursor)

@@ -93,7 +93,9 @@ def push_batch(
     if accepted and not dry_run:
         _store(conn, branch, agent_id, accepted, now)
     if not dry_run:
-        _track_stream(conn, branch, agent_id, agent_version, accepted, now)
+        _track_stream(
+            conn, branch, agent_id, agent_version, _arrived_seqs(raw_events), len(accepted), now
+        )
     counts = {s: 0 for s in (protocol.ACCEPTED, protocol.DUPLICATE, protocol.REJECTED)}
     for r in results:
         counts[r["status"]] += 1
@@ -292,7 +294,22 @@ def add_rollups(conn, branch: OrgUnit, events: list[dict]) -> None:
     )
 
 
-def _track_stream(conn, branch, agent_id, agent_version, accepted, now) -> None:
+def _arrived_seqs(raw_events: list) -> list[int]:
+    """Return the seq of every event that arrived, rejected ones included.
+
+    A gap means an event never reached HQ; a rejected event did, and waits at
+    the branch for a person to fix it.
+    """
+    return [
+        raw["seq"]
+        for raw in raw_events
+        if isinstance(raw, dict)
+        and type(raw.get("seq")) is int
+        and 1 <= raw["seq"] <= protocol.MAX_SEQ
+    ]
+
+
+def _track_stream(conn, branch, agent_id, agent_version, seqs, accepted, now) -> None:
     """Record the push and any gaps in the agent's seq numbers."""
     row = conn.execute(
         text(
@@ -304,7 +321,6 @@ def _track_stream(conn, branch, agent_id, agent_version, accepted, now) -> None:
         ),
         {"b": branch.id, "a": agent_id, "v": agent_version, "now": now},
     ).one()
-    seqs = [c.event["seq"] for c in accepted]
     gaps = [
         tuple(r)
         for r in conn.execute(
@@ -331,5 +347,5 @@ def _track_stream(conn, branch, agent_id, agent_version, accepted, now) -> None:
             "UPDATE agent_streams SET max_seq = :m, events_accepted = events_accepted + :n, "
             "pushes = pushes + 1, last_push_at = :now WHERE branch_id = :b AND agent_id = :a"
         ),
-        {"m": new_max, "n": len(accepted), "now": now, "b": branch.id, "a": agent_id},
+        {"m": new_max, "n": accepted, "now": now, "b": branch.id, "a": agent_id},
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -16,6 +15,7 @@ from sqlalchemy import select
 
 from hq_server.extensions import db
 from hq_server.models import OrgUnit, Rep
+from shared.codes import slug
 
 HQ_CODE = "HQ"
 CODE_RE = r"^[A-Z0-9][A-Z0-9_.-]{0,63}$"
@@ -54,11 +54,6 @@ class ImportReport:
     created: dict[str, int] = field(default_factory=lambda: {"region": 0, "branch": 0, "rep": 0})
     moved: list[str] = field(default_factory=list)
     unchanged: int = 0
-
-
-def slug(text: str) -> str:
-    """Turn a name into a code: 'Dustin Brinkmann' -> 'DUSTIN-BRINKMANN'."""
-    return re.sub(r"[^A-Z0-9]+", "-", text.strip().upper()).strip("-")[:64]
 
 
 def read_org_file(path: Path) -> list[dict]:

@@ -262,3 +262,39 @@ def test_unknown_routes_and_methods_answer_json(client):
     wrong = client.get("/api/v1/sync/push")
     assert missing.status_code == 404 and missing.get_json()["code"] == "not_found"
     assert wrong.status_code == 405 and wrong.get_json()["code"] == "method_not_allowed"
+
+
+def test_rejected_events_do_not_count_as_seq_gaps(app, client, company):
+    maker = EventMaker()
+    good, bad, good2 = (maker.make("call.logged", {"connected": True}) for _ in range(3))
+    bad["rep"] = "NOBODY"
+    push(client, company.agent("SH01"), [good, bad, good2])
+    assert _count(app, "seq_gaps") == 0
+
+
+def test_pull_gives_the_branch_its_reps_stages_and_open_leads(client, company):
+    maker = EventMaker("SH01-001")
+    lead, deal = str(uuid.uuid4()), str(uuid.uuid4())
+    push(
+        client,
+        company.agent("SH01"),
+        [
+            maker.make("lead.created", {"source": "web"}, deal=lead, customer="ACME"),
+            maker.make("lead.assigned", {"to_rep": "SH01-002"}, deal=lead),
+            maker.deal_opened(deal),
+            maker.make("deal.stage_changed", {"to": "quote"}, deal=deal),
+        ],
+    )
+    resp = client.get("/api/v1/sync/pull", headers=company.agent("SH01"))
+    body = resp.get_json()
+    assert resp.status_code == 200, body
+    assert body["branch"] == {"code": "SH01", "name": "Branch SH01", "timezone": "Asia/Shanghai"}
+    assert [r["code"] for r in body["reps"]] == ["SH01-001", "SH01-002"]
+    assert [s["name"] for s in body["stages"]][:2] == ["lead", "visit"]
+    assert [(lead_["deal"], lead_["rep"], lead_["customer"]) for lead_ in body["leads"]] == [
+        (lead, "SH01-002", "ACME")
+    ]
+    later = client.get(
+        "/api/v1/sync/pull", query_string={"cursor": body["cursor"]}, headers=company.agent("SH01")
+    ).get_json()
+    assert later["leads"] == []

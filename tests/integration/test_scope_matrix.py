@@ -24,10 +24,15 @@ def _post_push(client, headers, unit):
     return push(client, headers, [EventMaker(f"{unit}-001").deal_opened()])
 
 
+def _get_pull(client, headers, unit):
+    return client.get("/api/v1/sync/pull", headers=headers)
+
+
 # Route -> (how to call it for a unit, which callers may use it at all).
 ROUTES = {
     ("/api/v1/funnel", "GET"): (_get_funnel, {"user", "agent"}),
     ("/api/v1/sync/push", "POST"): (_post_push, {"agent"}),
+    ("/api/v1/sync/pull", "GET"): (_get_pull, {"agent"}),
 }
 
 CALLERS = [("user", role, scope) for role, scope in ROLE_SCOPES.items()] + [
@@ -50,6 +55,16 @@ def test_every_live_route_has_a_scope_rule(app):
 def test_scope_matrix(client, company, route, kind, role, scope):
     call, allowed_kinds = ROUTES[route]
     headers = company.user(role) if kind == "user" else company.agent(scope)
+    if route[0] == "/api/v1/sync/pull":
+        # The token names the branch: an agent gets its own branch's data, nothing else.
+        resp = call(client, headers, scope)
+        if kind not in allowed_kinds:
+            assert resp.status_code == 403
+            return
+        body = resp.get_json()
+        assert body["branch"]["code"] == scope
+        assert body["reps"] and all(r["code"].startswith(f"{scope}-") for r in body["reps"])
+        return
     for unit in UNITS:
         if route[0] == "/api/v1/sync/push":
             if unit not in ("SH01", "HZ01", "CD01"):

@@ -190,7 +190,13 @@ def load_event(raw: Any) -> tuple[dict | None, dict | None]:
     try:
         event = ENVELOPE.load(raw)
     except ValidationError as exc:
-        return None, exc.normalized_messages()
+        errors = exc.normalized_messages()
+        schema = DATA_SCHEMAS.get(raw.get("type"))
+        if schema is not None and isinstance(raw.get("data"), dict) and "data" not in errors:
+            data_errors = schema.validate(raw["data"])  # name every bad field at once
+            if data_errors:
+                errors["data"] = data_errors
+        return None, errors
     try:
         event["data"] = DATA_SCHEMAS[event["type"]].load(event["data"])
     except ValidationError as exc:

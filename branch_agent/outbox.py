@@ -119,8 +119,15 @@ class Outbox:
         cur = self.conn.execute(
             "INSERT INTO outbox (id, type, rep, deal, occurred_at, body, content_hash, "
             "created_at, source) VALUES (?, ?, ?, ?, ?, '', x'', ?, ?)",
-            (event["id"], event["type"], event["rep"], event.get("deal"),
-             event["occurred_at"], utcnow(), source),
+            (
+                event["id"],
+                event["type"],
+                event["rep"],
+                event.get("deal"),
+                event["occurred_at"],
+                utcnow(),
+                source,
+            ),
         )
         seq = cur.lastrowid
         body = {**event, "seq": seq}
@@ -189,17 +196,17 @@ class Outbox:
     def discard(self, seq: int) -> bool:
         """Discard a rejected event (a person decided it should not reach HQ)."""
         with self._tx():
-            return bool(self.conn.execute(
-                "UPDATE outbox SET state = 'discarded' WHERE seq = ? AND state = 'rejected'",
-                (seq,),
-            ).rowcount)
+            return bool(
+                self.conn.execute(
+                    "UPDATE outbox SET state = 'discarded' WHERE seq = ? AND state = 'rejected'",
+                    (seq,),
+                ).rowcount
+            )
 
     def replace(self, seq: int, corrected: dict) -> int:
         """Queue ``corrected`` in place of rejected event ``seq``; return the new seq."""
         with self._tx():
-            row = self.conn.execute(
-                "SELECT state FROM outbox WHERE seq = ?", (seq,)
-            ).fetchone()
+            row = self.conn.execute("SELECT state FROM outbox WHERE seq = ?", (seq,)).fetchone()
             if row is None or row["state"] != "rejected":
                 raise ValueError(f"event {seq} is not a rejected event")
             new_seq, _ = self._add(corrected, "correction")
@@ -221,8 +228,9 @@ class Outbox:
         row = self.conn.execute("SELECT * FROM outbox WHERE seq = ?", (seq,)).fetchone()
         return _row(row) if row else None
 
-    def list(self, *, state: str | None = None, since: str | None = None,
-             limit: int = 200) -> list[dict]:
+    def list(
+        self, *, state: str | None = None, since: str | None = None, limit: int = 200
+    ) -> list[dict]:
         """Return outbox rows, newest first, optionally by state or creation time."""
         sql, args = "SELECT * FROM outbox WHERE 1 = 1", []
         if state:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from uuid6 import uuid7
@@ -25,7 +25,7 @@ def branch_timezone(outbox: Outbox):
     try:
         return ZoneInfo(branch["timezone"])
     except (KeyError, ValueError):
-        return datetime.now().astimezone().tzinfo or timezone.utc
+        return datetime.now().astimezone().tzinfo or UTC
 
 
 def build_event(
@@ -83,9 +83,7 @@ def _in_future(stamp: str) -> bool:
         moment = datetime.fromisoformat(stamp)
     except ValueError:
         return False  # the schema names it
-    return moment.tzinfo is not None and moment > datetime.now(moment.tzinfo) + timedelta(
-        minutes=5
-    )
+    return moment.tzinfo is not None and moment > datetime.now(moment.tzinfo) + timedelta(minutes=5)
 
 
 def record(

@@ -19,8 +19,8 @@ from sqlalchemy import text
 
 from hq_server.extensions import db
 from hq_server.jobs.outbox import add_job, relay
+from tests.conftest import reset_tables
 from tests.factories import Company, push
-from tests.integration.conftest import TABLES
 
 REPS = ("SH01-001", "SH01-002")
 START = datetime(2026, 11, 2, tzinfo=UTC)
@@ -107,9 +107,7 @@ def _state(conn) -> dict:
 @given(stream=event_streams(), seed=st.integers(0, 2**32))
 def test_incremental_rollups_equal_a_rebuild(app, queue, stream, seed):
     rng = random.Random(seed)
-    with app.app_context():
-        db.session.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
-        db.session.commit()
+    reset_tables(app)
     company = Company.create(app)
     client = app.test_client()
     arrivals = stream + rng.sample(stream, k=min(len(stream), rng.randint(0, 5)))

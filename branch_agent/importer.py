@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -205,13 +205,6 @@ class _Skip(Exception):
     """The row belongs to another branch: not this agent's to send."""
 
 
-def read_rows(path: Path) -> tuple[list[str], Iterator[dict]]:
-    """Open a CSV and return its header and rows."""
-    fh = path.open(newline="", encoding="utf-8-sig")
-    reader = csv.DictReader(fh)
-    return [h.strip() for h in reader.fieldnames or []], reader
-
-
 def import_file(
     outbox: Outbox,
     path: Path,
@@ -220,24 +213,26 @@ def import_file(
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Queue the events of every mappable row of ``path``; report every row."""
-    header, rows = read_rows(path)
-    if PIPELINE_COLUMNS <= set(header):
-        mapper = PipelineRows(outbox, load_prices(path.parent), undated_on)
-        key_column = "opportunity_id"
-    elif ACTIVITY_COLUMNS <= set(header):
-        mapper, key_column = ActivityRows(outbox, path.name), "id"
-    else:
-        raise ImportFormatError(
-            f"{path.name}: unrecognised header {header}; expected the pipeline export "
-            f"({', '.join(sorted(PIPELINE_COLUMNS))}) or an activity sheet "
-            f"({', '.join(sorted(ACTIVITY_COLUMNS))}, …)"
-        )
-    report = ImportReport()
-    for line, row in enumerate(rows, start=2):
-        key = (row.get(key_column) or "").strip() or f"line {line}"
-        report.rows.append(_import_row(outbox, mapper, row, line, key, path.name))
-        if progress:
-            progress(1)
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        header = {h.strip() for h in reader.fieldnames or []}
+        if PIPELINE_COLUMNS <= header:
+            mapper = PipelineRows(outbox, load_prices(path.parent), undated_on)
+            key_column = "opportunity_id"
+        elif ACTIVITY_COLUMNS <= header:
+            mapper, key_column = ActivityRows(outbox, path.name), "id"
+        else:
+            raise ImportFormatError(
+                f"{path.name}: unrecognised header {sorted(header)}; expected the pipeline "
+                f"export ({', '.join(sorted(PIPELINE_COLUMNS))}) or an activity sheet "
+                f"({', '.join(sorted(ACTIVITY_COLUMNS))}, …)"
+            )
+        report = ImportReport()
+        for line, row in enumerate(reader, start=2):
+            key = (row.get(key_column) or "").strip() or f"line {line}"
+            report.rows.append(_import_row(outbox, mapper, row, line, key, path.name))
+            if progress:
+                progress(1)
     return report
 
 

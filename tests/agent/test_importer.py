@@ -1,0 +1,151 @@
+"""Spreadsheet import: pipeline export and activity sheets, idempotent, every row reported."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+
+import pytest
+
+from branch_agent.importer import ImportFormatError, import_file
+from branch_agent.outbox import Outbox
+
+REPS = [
+    {"code": "ANNA-SNELLING", "name": "Anna Snelling"},
+    {"code": "CECILY-LAMPKIN", "name": "Cecily Lampkin"},
+]
+
+
+@pytest.fixture
+def outbox(tmp_path):
+    box = Outbox(tmp_path / "agent")
+    box.set_cache(
+        branch={"code": "DUSTIN-BRINKMANN", "name": "team", "timezone": "Asia/Shanghai"}, reps=REPS
+    )
+    yield box
+    box.close()
+
+
+def _write(path, header, rows):
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+PIPELINE = [
+    "opportunity_id",
+    "sales_agent",
+    "product",
+    "account",
+    "deal_stage",
+    "engage_date",
+    "close_date",
+    "close_value",
+]
+
+
+@pytest.fixture
+def sheet(tmp_path):
+    _write(
+        tmp_path / "products.csv",
+        ["product", "series", "sales_price"],
+        [["GTX Pro", "GTX", "4821"], ["MG Special", "MG", "55"]],
+    )
+    return _write(
+        tmp_path / "pipeline.csv",
+        PIPELINE,
+        [
+            ["W1", "Anna Snelling", "GTXPro", "Acme", "Won", "2017-01-02", "2017-02-03", "4500"],
+            ["L1", "Cecily Lampkin", "MG Special", "", "Lost", "2017-01-05", "2017-01-20", "0"],
+            ["E1", "Anna Snelling", "MG Special", "Initech", "Engaging", "2017-03-01", "", ""],
+            ["P1", "Anna Snelling", "MG Special", "", "Prospecting", "", "", ""],
+            ["X1", "Moses Frase", "MG Special", "", "Won", "2017-01-02", "2017-02-03", "50"],
+            ["B1", "Anna Snelling", "Quantum Box", "", "Won", "2017-01-02", "2017-02-03", "50"],
+            ["B2", "Anna Snelling", "MG Special", "", "Won", "2017-02-30", "2017-03-03", "50"],
+            ["B3", "Anna Snelling", "MG Special", "", "Won", "2017-03-01", "2017-02-01", "50"],
+            ["B4", "Anna Snelling", "MG Special", "", "Won", "2017-03-01", "2017-03-05", ""],
+        ],
+    )
+
+
+def test_pipeline_rows_become_deal_events_and_bad_rows_are_reported(outbox, sheet):
+    report = import_file(outbox, sheet)
+    status = {r.key: (r.status, r.events) for r in report.rows}
+    assert status["W1"] == ("queued", 2)
+    assert status["L1"] == ("queued", 2)
+    assert status["E1"] == ("queued", 1)
+    assert status["X1"][0] == "skipped"  # another branch's rep
+    reasons = {r.key: r.reason for r in report.rows if r.status == "refused"}
+    assert set(reasons) == {"P1", "B1", "B2", "B3", "B4"}
+    assert "engage_date" in reasons["P1"] and "--undated-on" in reasons["P1"]
+    assert "unknown product" in reasons["B1"]
+    assert "engage_date" in reasons["B2"]
+    assert "before engage_date" in reasons["B3"]
+    assert "close_value" in reasons["B4"]
+    bodies = {(r["body"]["type"], r["body"]["rep"]): r["body"] for r in outbox.list()}
+    won = bodies[("deal.won", "ANNA-SNELLING")]
+    assert won["data"] == {"amount": 4500.0, "currency": "USD"}
+    assert won["occurred_at"] == "2017-02-03T12:00:00+08:00"
+    opened = bodies[("deal.opened", "ANNA-SNELLING")]
+    assert opened["data"]["stage"] == "visit"
+    assert opened["customer"] in ("Acme", "Initech")
+    assert outbox.counts()["pending"] == report.events_queued == 5
+
+
+def test_importing_the_same_file_twice_queues_nothing_new(outbox, sheet):
+    import_file(outbox, sheet)
+    before = outbox.counts()
+    again = import_file(outbox, sheet)
+    assert again.events_queued == 0
+    assert again.count("already_queued") == 3
+    assert outbox.counts() == before
+
+
+def test_undated_rows_are_queued_only_when_a_date_is_given(outbox, sheet):
+    report = import_file(outbox, sheet, undated_on=date(2017, 12, 31))
+    row = next(r for r in report.rows if r.key == "P1")
+    assert (row.status, row.events) == ("queued", 1)
+    opened = [r["body"] for r in outbox.list() if r["body"]["data"].get("stage") == "lead"]
+    assert opened[0]["occurred_at"].startswith("2017-12-31T12:00")
+
+
+def test_activity_sheets_map_columns_to_event_data(outbox, tmp_path):
+    path = _write(
+        tmp_path / "day.csv",
+        ["type", "occurred_at", "rep", "customer", "decision_maker_met", "outcome", "connected"],
+        [
+            [
+                "visit.logged",
+                "2026-11-20T10:00:00+08:00",
+                "ANNA-SNELLING",
+                "Acme",
+                "yes",
+                "demo",
+                "",
+            ],
+            ["call.logged", "2026-11-20T11:00:00+08:00", "CECILY-LAMPKIN", "", "", "", "false"],
+            ["call.logged", "20/11/2026 11:00", "CECILY-LAMPKIN", "", "", "", "true"],
+            ["call.logged", "2026-11-20T15:00:00", "CECILY-LAMPKIN", "", "", "", "true"],
+            ["visit.logged", "2026-11-20T12:00:00+08:00", "ANNA-SNELLING", "", "maybe", "", ""],
+        ],
+    )
+    report = import_file(outbox, path)
+    assert [r.status for r in report.rows] == ["queued", "queued", "refused", "queued", "refused"]
+    assert "occurred_at" in report.rows[2].reason
+    assert "decision_maker_met" in report.rows[4].reason
+    # A time without offset is the branch's local time.
+    local = next(
+        r["body"] for r in outbox.list() if r["body"]["occurred_at"].startswith("2026-11-20T15")
+    )
+    assert local["occurred_at"] == "2026-11-20T15:00:00+08:00"
+    visit = next(r["body"] for r in outbox.list() if r["type"] == "visit.logged")
+    assert visit["data"] == {"decision_maker_met": "yes", "outcome": "demo"}
+    assert import_file(outbox, path).events_queued == 0
+
+
+def test_an_unknown_layout_is_refused(outbox, tmp_path):
+    path = _write(tmp_path / "x.csv", ["a", "b"], [["1", "2"]])
+    with pytest.raises(ImportFormatError, match="unrecognised header"):
+        import_file(outbox, path)

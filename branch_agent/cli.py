@@ -418,27 +418,51 @@ def discard(agent: Agent, seq: int) -> None:
     show_default=True,
     help="run the sync loop in the background",
 )
+@click.option(
+    "--simulate",
+    "rate",
+    type=float,
+    default=0.0,
+    help="demo: also record about RATE plausible entries per second",
+)
 @pass_agent
-def serve(agent: Agent, host: str, port: int, with_sync: bool) -> None:
+def serve(agent: Agent, host: str, port: int, with_sync: bool, rate: float) -> None:
     """Serve the staff page (and keep syncing with HQ)."""
     from waitress import serve as waitress_serve
 
+    from branch_agent import simulate
     from branch_agent.sync import SyncLoop
     from branch_agent.web import create_staff_app
 
-    loop = None
+    loop, stop = None, threading.Event()
     if with_sync:
         with agent.outbox() as outbox:
             client = agent.client(outbox)
-        loop = SyncLoop(agent.outbox, client)
+        loop = SyncLoop(agent.outbox, client, interval=2.0)
         threading.Thread(target=loop.run, name="sync", daemon=True).start()
+    if rate > 0:
+        threading.Thread(
+            target=simulate.run,
+            args=(agent.outbox, rate, stop),
+            kwargs={"on_record": loop.wake if loop else None},
+            name="simulate",
+            daemon=True,
+        ).start()
     app = create_staff_app(agent.data_dir, sync_status=loop.status if loop else None)
     click.echo(f"staff page on http://{host}:{port}/")
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         waitress_serve(app, host=host, port=port, threads=4)
+    except KeyboardInterrupt:
+        pass
     finally:
+        stop.set()
         if loop:
             loop.stop()
+
+
+def _raise_interrupt(*_args) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

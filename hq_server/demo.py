@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -34,11 +36,22 @@ def find_dataset(start: Path) -> Path | None:
     "--serve/--no-serve",
     default=True,
     show_default=True,
-    help="start the server and a worker after loading",
+    help="start the server, a worker and the branch agents after loading",
+)
+@click.option(
+    "--agents/--no-agents",
+    default=True,
+    show_default=True,
+    help="start one branch agent per branch (imports the pipeline, then live entries)",
+)
+@click.option(
+    "--rate", default=0.3, show_default=True, help="live entries per second per branch agent"
 )
 @click.pass_obj
-def demo(ctx, data_dir: Path | None, bind: str | None, serve: bool) -> None:
-    """Start embedded services, load the demo company, print tokens, and serve."""
+def demo(
+    ctx, data_dir: Path | None, bind: str | None, serve: bool, agents: bool, rate: float
+) -> None:
+    """Start embedded services, load the demo company, start HQ and the branch agents."""
     from hq_server.cli import import_org_file, upgrade_database
 
     data_dir = data_dir or find_dataset(Path.cwd()) or find_dataset(Path(__file__).parent)
@@ -62,21 +75,100 @@ def demo(ctx, data_dir: Path | None, bind: str | None, serve: bool) -> None:
     click.echo("branch agent tokens:")
     for code, token in tokens["agents"].items():
         click.echo(f"  {code:<22} {token}")
-    click.echo("")
-    click.echo("try:")
-    click.echo(f"  curl -H 'Authorization: Bearer {tokens['user']}' '{url}/api/v1/funnel?unit=HQ'")
     if not serve:
         return
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "hq_server.cli", "worker"], env=ctx.settings.child_env()
-    )
+    env = ctx.settings.child_env()
+    children = [
+        _spawn(["hq_server.cli", "serve", "--bind", bind], env),
+        _spawn(["hq_server.cli", "worker"], env),
+    ]
     try:
-        from hq_server.wsgi import run_gunicorn
-
-        run_gunicorn(app, bind, ctx.settings.web_concurrency)
+        _wait_for(f"{url}/healthz")
+        if agents:
+            children += _start_agents(
+                ctx.settings.instance_dir / "agents",
+                url,
+                tokens["agents"],
+                data_dir / "sales_pipeline.csv",
+                rate,
+            )
+        click.echo("")
+        click.echo("try:")
+        click.echo(
+            f"  curl -H 'Authorization: Bearer {tokens['user']}' '{url}/api/v1/funnel?unit=HQ'"
+        )
+        click.echo(
+            f"  curl -H 'Authorization: Bearer {tokens['user']}' "
+            f"'{url}/api/v1/funnel?unit=HQ&from=2016-10-01&to=2017-12-31'"
+        )
+        click.echo("Ctrl-C stops everything.")
+        signal.signal(signal.SIGTERM, _interrupt)
+        while all(child.poll() is None for child in children[:2]):
+            time.sleep(1)
+        click.echo("a server process exited; stopping the demo", err=True)
+    except KeyboardInterrupt:
+        pass
     finally:
-        worker.terminate()
-        worker.wait(30)
+        for child in reversed(children):
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def _interrupt(*_args) -> None:
+    raise KeyboardInterrupt
+
+
+def _spawn(args: list[str], env: dict, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", *args], env=env, **kwargs)
+
+
+def _wait_for(url: str, timeout: float = 60) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise click.ClickException(f"{url} did not answer within {timeout:.0f}s")
+
+
+def _start_agents(
+    root: Path, url: str, tokens: dict, pipeline: Path, rate: float
+) -> list[subprocess.Popen]:
+    """Set up one agent per branch: init, import the pipeline sheet, serve with live entries."""
+    procs = []
+    for port, (code, token) in enumerate(sorted(tokens.items()), start=8601):
+        agent = ["branch_agent.cli", "--data-dir", str(root / code)]
+        subprocess.run(
+            [sys.executable, "-m", *agent, "init", "--hq", url, "--token", token],
+            check=True,
+            capture_output=True,
+        )
+        if pipeline.exists():
+            done = subprocess.run(
+                [sys.executable, "-m", *agent, "import", str(pipeline), "--quiet"],
+                capture_output=True,
+                text=True,
+            )
+            summary = (done.stdout.strip().splitlines() or ["import failed"])[-1]
+            click.echo(f"agent {code}: {summary}")
+        procs.append(
+            _spawn(
+                [*agent, "serve", "--port", str(port), "--simulate", str(rate)],
+                None,
+                stdout=subprocess.DEVNULL,
+            )
+        )
+        click.echo(f"agent {code}: staff page http://127.0.0.1:{port}/")
+    return procs
 
 
 def _demo_tokens(app) -> dict:

@@ -42,8 +42,15 @@ class Outbox:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA busy_timeout=30000")
+        self._upgrade()
         schema = resources.files("branch_agent").joinpath("schema.sql").read_text()
         self.conn.executescript(schema)
+
+    def _upgrade(self) -> None:
+        """Bring a store made by an older agent up to the current schema."""
+        columns = {r[1] for r in self.conn.execute("PRAGMA table_info(outbox)")}
+        if columns and "verdicts" not in columns:
+            self.conn.execute("ALTER TABLE outbox ADD COLUMN verdicts TEXT")
 
     def close(self) -> None:
         self.conn.close()
@@ -96,21 +103,21 @@ class Outbox:
     def _tx(self):
         return _Transaction(self.conn)
 
-    def add(self, event: dict, source: str = "") -> tuple[int, bool]:
+    def add(self, event: dict, source: str = "", verdicts: list | None = None) -> tuple[int, bool]:
         """Queue ``event`` (without ``seq``); return ``(seq, added)``.
 
         The seq is assigned in the same transaction that stores the event. An
         event whose id is already queued is not added again (``added`` False).
         """
         with self._tx():
-            return self._add(event, source)
+            return self._add(event, source, verdicts)
 
     def add_many(self, events: Iterable[dict], source: str = "") -> list[tuple[int, bool]]:
         """Queue several events in one transaction."""
         with self._tx():
             return [self._add(event, source) for event in events]
 
-    def _add(self, event: dict, source: str) -> tuple[int, bool]:
+    def _add(self, event: dict, source: str, verdicts: list | None = None) -> tuple[int, bool]:
         existing = self.conn.execute(
             "SELECT seq FROM outbox WHERE id = ?", (event["id"],)
         ).fetchone()
@@ -118,7 +125,7 @@ class Outbox:
             return existing[0], False
         cur = self.conn.execute(
             "INSERT INTO outbox (id, type, rep, deal, occurred_at, body, content_hash, "
-            "created_at, source) VALUES (?, ?, ?, ?, ?, '', x'', ?, ?)",
+            "created_at, source, verdicts) VALUES (?, ?, ?, ?, ?, '', x'', ?, ?, ?)",
             (
                 event["id"],
                 event["type"],
@@ -127,6 +134,7 @@ class Outbox:
                 event["occurred_at"],
                 utcnow(),
                 source,
+                orjson.dumps(verdicts).decode() if verdicts else None,
             ),
         )
         seq = cur.lastrowid
@@ -240,6 +248,15 @@ class Outbox:
         rows = self.conn.execute(sql + " ORDER BY seq DESC LIMIT ?", [*args, limit]).fetchall()
         return [_row(r) for r in rows]
 
+    def deal_events(self, deal: str, types: tuple[str, ...]) -> list[dict]:
+        """Return the bodies of this deal's events of ``types`` (not discarded or rejected)."""
+        rows = self.conn.execute(
+            f"SELECT body FROM outbox WHERE deal = ? AND type IN ({','.join('?' * len(types))}) "
+            "AND state NOT IN ('discarded', 'rejected')",
+            (deal, *types),
+        ).fetchall()
+        return [orjson.loads(r[0]) for r in rows if r[0]]
+
     def checksum(self, states: tuple[str, ...] = ("synced",)) -> tuple[int, str]:
         """Return (count, sha256 of sorted id||content_hash) over events in ``states``."""
         import hashlib
@@ -258,6 +275,7 @@ def _row(row: sqlite3.Row) -> dict:
     out = dict(row)
     out["body"] = orjson.loads(out["body"]) if out["body"] else None
     out["hq_result"] = orjson.loads(out["hq_result"]) if out["hq_result"] else None
+    out["verdicts"] = orjson.loads(out["verdicts"]) if out.get("verdicts") else []
     out.pop("content_hash", None)
     return out
 

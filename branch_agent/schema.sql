@@ -23,11 +23,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     synced_at TEXT,
     hq_result TEXT,
     source TEXT,
-    replaced_by TEXT
+    replaced_by TEXT,
+    verdicts TEXT
 );
 
 CREATE INDEX IF NOT EXISTS outbox_state_seq ON outbox (state, seq);
 CREATE INDEX IF NOT EXISTS outbox_created ON outbox (created_at);
+CREATE INDEX IF NOT EXISTS outbox_deal ON outbox (deal, type);
 
 -- What the last pull brought: branch, reps, stages, playbook, leads.
 CREATE TABLE IF NOT EXISTS cache (

@@ -200,6 +200,92 @@ def user_add(
         click.echo(secret)
 
 
+@main.group()
+def playbook() -> None:
+    """Validate, publish and compare playbook versions."""
+
+
+def _read_playbook(ctx: Context, file: Path):
+    from hq_server.services import playbooks
+
+    source = file.read_text(encoding="utf-8")
+    with ctx.app.app_context():
+        try:
+            return source, playbooks.validate(source)
+        except playbooks.PublishError as exc:
+            click.echo(f"error: {exc}", err=True)
+            for error in exc.errors:
+                click.echo(
+                    f"  line {error.get('line', '?')}: {error.get('path', '')}: "
+                    f"{error.get('message', '')}",
+                    err=True,
+                )
+            raise SystemExit(2) from exc
+
+
+@playbook.command("validate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_ctx
+def playbook_validate(ctx: Context, file: Path) -> None:
+    """Check FILE; print its errors with line numbers."""
+    _, parsed = _read_playbook(ctx, file)
+    click.echo(f"valid: version {parsed.version}, {len(parsed.rules)} rule(s)")
+
+
+@playbook.command("publish")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--by", "by", required=True, help="who publishes (recorded in the audit trail)")
+@pass_ctx
+def playbook_publish(ctx: Context, file: Path, by: str) -> None:
+    """Publish FILE as the new playbook version; agents get it at their next pull."""
+    from hq_server.extensions import db as database
+    from hq_server.services import playbooks
+
+    source, _ = _read_playbook(ctx, file)
+    with ctx.app.app_context():
+        try:
+            row = playbooks.publish(source, by)
+        except playbooks.PublishError as exc:
+            raise click.ClickException(str(exc)) from exc
+        database.session.commit()
+        click.echo(f"published version {row.version} by {row.published_by}")
+
+
+@playbook.command("diff")
+@click.argument("old", required=False)
+@click.argument("new", required=False)
+@pass_ctx
+def playbook_diff(ctx: Context, old: str | None, new: str | None) -> None:
+    """Show what changed: OLD and NEW are version numbers or files (default: last two)."""
+    from sqlalchemy import select
+
+    from hq_server.extensions import db as database
+    from hq_server.models import PlaybookVersion
+    from hq_server.services import playbooks
+
+    with ctx.app.app_context():
+        versions = database.session.scalars(
+            select(PlaybookVersion.version).order_by(PlaybookVersion.version.desc())
+        ).all()
+
+        def source(ref: str | None, fallback_index: int) -> tuple[str, str]:
+            if ref and Path(ref).exists():
+                return Path(ref).read_text(encoding="utf-8"), ref
+            version = (
+                int(ref)
+                if ref
+                else (versions[fallback_index] if len(versions) > fallback_index else None)
+            )
+            row = playbooks.get(version) if version is not None else None
+            if row is None:
+                raise click.ClickException(f"no playbook {ref or 'to compare'}")
+            return row.source, f"v{row.version}"
+
+        old_src, old_name = source(old, 1)
+        new_src, new_name = source(new, 0)
+    click.echo(playbooks.diff(old_src, new_src, old_name, new_name) or "no differences")
+
+
 @main.command()
 @click.option("--branch", default=None, help="one branch code (default: all)")
 @click.option("--inline", is_flag=True, help="run now in this process instead of on RQ")
@@ -269,7 +355,8 @@ def worker(ctx: Context, burst: bool, relay: bool) -> None:
 @pass_ctx
 def relay_cmd(ctx: Context, interval: float, once: bool) -> None:
     """Hand committed job-outbox rows to RQ (and re-send ones RQ lost)."""
-    from hq_server.jobs.outbox import relay
+    from hq_server.extensions import db as database
+    from hq_server.jobs.outbox import relay, schedule_periodic
     from hq_server.jobs.queue import get_queue
 
     stop = []
@@ -277,6 +364,8 @@ def relay_cmd(ctx: Context, interval: float, once: bool) -> None:
     with ctx.app.app_context():
         queue = get_queue()
         while not stop:
+            schedule_periodic()
+            database.session.commit()
             sent = relay(queue)
             if once:
                 click.echo(f"relayed {sent} job(s)")

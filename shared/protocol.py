@@ -58,6 +58,8 @@ class PushResultSchema(Schema):
     code = fields.String()
     message = fields.String()
     errors = fields.Dict()
+    violations = fields.List(fields.Dict(), metadata={"description": "rules the event broke"})
+    pending = fields.Boolean(metadata={"description": "held by a block rule until approved"})
 
 
 class PushResponseSchema(Schema):

@@ -47,13 +47,18 @@ TABLES = (
     "reps",
     "org_units",
     "job_outbox",
+    "violations",
+    "approvals",
+    "playbooks",
 )
 
 
 def reset_tables(app) -> None:
     """Empty every table (tests and hypothesis examples start from nothing)."""
     from hq_server.extensions import db
+    from hq_server.services import playbooks
 
+    playbooks.forget_compiled()  # version numbers restart with the tables
     with app.app_context():
         db.session.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
         db.session.commit()

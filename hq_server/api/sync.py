@@ -113,6 +113,9 @@ class PullArgsSchema(Schema):
     cursor = fields.AwareDateTime(
         metadata={"description": "the cursor of the previous pull; omit for everything"}
     )
+    playbook_version = fields.Integer(
+        metadata={"description": "the playbook version the agent has; a newer one is sent"}
+    )
 
 
 class PullResponseSchema(Schema):
@@ -122,6 +125,8 @@ class PullResponseSchema(Schema):
     reps = fields.List(fields.Dict())
     stages = fields.List(fields.Dict())
     playbook = fields.Dict(allow_none=True)
+    playbook_version = fields.Integer(allow_none=True)
+    decisions = fields.List(fields.Dict())
     targets = fields.List(fields.Dict())
     leads = fields.List(fields.Dict())
 
@@ -130,7 +135,7 @@ class PullResponseSchema(Schema):
 @token_required("agent")
 @blp.arguments(PullArgsSchema, location="query", as_kwargs=True)
 @blp.response(200, PullResponseSchema)
-def pull(cursor=None):
-    """Return reference data, the stage table and leads assigned to the branch."""
+def pull(cursor=None, playbook_version=None):
+    """Return reference data, a newer playbook, leads and approval decisions for the branch."""
     branch = _active_branch()
-    return pull_state(branch, cursor)
+    return pull_state(branch, cursor, playbook_version)

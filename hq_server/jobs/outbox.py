@@ -17,21 +17,32 @@ from hq_server.models import JobOutbox
 log = logging.getLogger(__name__)
 
 
-def add_job(key: str, func: str, **kwargs) -> None:
-    """Queue ``func(**kwargs)`` for after commit; a key already waiting is not added twice."""
+def add_job(key: str, func: str, *, again: bool = True, **kwargs) -> None:
+    """Queue ``func(**kwargs)`` for after commit; a key already waiting is not added twice.
+
+    With ``again`` a key whose job already finished is queued once more (a new
+    rebuild); without it a finished key stays done (a periodic scan of a period).
+    """
     from hq_server.jobs.tasks import TASKS
 
     if func not in TASKS:
         raise ValueError(f"unknown job {func!r}")
-    db.session.execute(
-        insert(JobOutbox)
-        .values(key=key, task=func, kwargs=kwargs)
-        .on_conflict_do_update(
+    statement = insert(JobOutbox).values(key=key, task=func, kwargs=kwargs)
+    if again:
+        statement = statement.on_conflict_do_update(
             index_elements=["key"],
             set_={"done_at": None, "enqueued_at": None, "kwargs": kwargs, "last_error": None},
             where=JobOutbox.done_at.is_not(None),
         )
-    )
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=["key"])
+    db.session.execute(statement)
+
+
+def schedule_periodic(now: datetime | None = None) -> None:
+    """Add this hour's timer scan to the outbox (once per hour, whoever asks)."""
+    now = now or datetime.now(UTC)
+    add_job(f"scan_timers:{now:%Y-%m-%dT%H}", "scan_timers", again=False)
 
 
 def mark_done(key: str) -> None:

@@ -26,5 +26,19 @@ def rebuild_rollups(branch: str | None = None, outbox_key: str | None = None) ->
     return {"branch": branch, "events": replayed}
 
 
+def scan_timers(outbox_key: str | None = None) -> dict:
+    """Run the playbook's timer rules (SLA, quota, stall) over every branch."""
+    from hq_server.extensions import db
+    from hq_server.jobs.outbox import mark_done
+    from hq_server.services.scans import scan_timers as run_scan
+
+    with app_context():
+        found = run_scan()
+        if outbox_key:
+            mark_done(outbox_key)
+        db.session.commit()
+    return found
+
+
 # The functions the outbox may name; the relay refuses anything else.
-TASKS = {"rebuild_rollups": rebuild_rollups}
+TASKS = {"rebuild_rollups": rebuild_rollups, "scan_timers": scan_timers}

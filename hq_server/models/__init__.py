@@ -5,17 +5,21 @@ from hq_server.models.deals import Deal
 from hq_server.models.events import AgentStream, Event, SeqGap
 from hq_server.models.jobs import JobOutbox
 from hq_server.models.org import OrgUnit, Rep
+from hq_server.models.playbook import Approval, PlaybookVersion, Violation
 from hq_server.models.rollups import DailyRollup
 
 __all__ = [
     "AgentStream",
+    "Approval",
     "ApiToken",
     "DailyRollup",
     "Deal",
     "Event",
     "JobOutbox",
     "OrgUnit",
+    "PlaybookVersion",
     "Rep",
     "SeqGap",
     "User",
+    "Violation",
 ]

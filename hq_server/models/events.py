@@ -44,6 +44,9 @@ class Event(db.Model):
     playbook_version: Mapped[int | None] = mapped_column(Integer)
     content_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     payload: Mapped[dict] = mapped_column(JSONB)
+    # counted: in projections and rollups; pending: blocked by a rule until approved;
+    # refused: an approver said no. Only counted events count anywhere.
+    status: Mapped[str] = mapped_column(String(10), server_default="counted")
 
     __table_args__ = (
         Index("ix_events_branch_day", "branch_id", "local_day"),

@@ -24,5 +24,5 @@ class DailyRollup(db.Model):
     branch_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     rep_id: Mapped[int] = mapped_column(ForeignKey("reps.id"), primary_key=True)
-    metric: Mapped[str] = mapped_column(String(40), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(120), primary_key=True)
     value: Mapped[Decimal] = mapped_column(Numeric(20, 2), default=0)

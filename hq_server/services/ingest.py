@@ -19,6 +19,7 @@ from sqlalchemy import text
 from hq_server.extensions import db
 from hq_server.metrics import projection, rollups, seqgaps
 from hq_server.models import OrgUnit
+from hq_server.services import rules
 from hq_server.services.deals import load_deals, write_deals
 from hq_server.services.rows import to_json
 from shared import protocol
@@ -90,8 +91,11 @@ def push_batch(
     # and other branches' pushes run in parallel.
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"branch:{branch.code}"})
     accepted = _check_against_store(conn, branch, candidates, results)
+    judgement = rules.judge(conn, [c.event for c in accepted]) if accepted else None
+    if judgement:
+        _add_verdicts(results, accepted, judgement)
     if accepted and not dry_run:
-        _store(conn, branch, agent_id, accepted, now)
+        _store(conn, branch, agent_id, accepted, now, judgement)
     if not dry_run:
         _track_stream(
             conn, branch, agent_id, agent_version, _arrived_seqs(raw_events), len(accepted), now
@@ -141,6 +145,16 @@ def _stage_error(event: dict) -> dict | None:
         field_name = "to" if event["type"] == "deal.stage_changed" else "stage"
         return {"data": {field_name: [f"unknown stage; one of {', '.join(STAGES_BY_NAME)}"]}}
     return None
+
+
+def _add_verdicts(results: list, accepted: list[_Candidate], judgement) -> None:
+    """Tell the agent, per event, which rules it broke and whether it is held."""
+    for c in accepted:
+        verdicts = judgement.verdicts.get(c.event["id"])
+        if verdicts:
+            results[c.index]["violations"] = [v.as_dict() for v in verdicts]
+        if c.event["id"] in judgement.blocked:
+            results[c.index]["pending"] = True
 
 
 def _check_against_store(
@@ -214,20 +228,28 @@ def _ownership_error(ev: dict, reps: dict, own_rows: set, deal_branches: dict) -
 
 _INSERT_EVENTS = """
 INSERT INTO events (id, branch_id, rep_id, agent_id, seq, type, occurred_at, local_day,
-                    received_at, deal_id, customer, playbook_version, content_hash, payload)
+                    received_at, deal_id, customer, playbook_version, content_hash, payload,
+                    status)
 SELECT id, %(branch)s, rep_id, %(agent)s, seq, type, occurred_at, local_day, %(now)s, deal_id,
-       customer, playbook_version, content_hash, payload::jsonb
+       customer, playbook_version, content_hash, payload::jsonb, status
 FROM unnest(%(ids)s::uuid[], %(reps)s::int[], %(seqs)s::bigint[], %(types)s::text[],
             %(occurred)s::timestamptz[], %(days)s::date[], %(deals)s::uuid[],
             %(customers)s::text[], %(versions)s::int[], %(hashes)s::bytea[],
-            %(payloads)s::text[])
+            %(payloads)s::text[], %(statuses)s::text[])
      AS t(id, rep_id, seq, type, occurred_at, local_day, deal_id, customer, playbook_version,
-          content_hash, payload)
+          content_hash, payload, status)
 ON CONFLICT (id) DO NOTHING RETURNING id
 """
 
 
-def _store(conn, branch: OrgUnit, agent_id: str, accepted: list[_Candidate], now) -> None:
+def _store(
+    conn,
+    branch: OrgUnit,
+    agent_id: str,
+    accepted: list[_Candidate],
+    now,
+    judgement: rules.Judgement | None,
+) -> None:
     tz = ZoneInfo(branch.timezone)
     events = [c.event for c in accepted]
     params = {
@@ -245,6 +267,9 @@ def _store(conn, branch: OrgUnit, agent_id: str, accepted: list[_Candidate], now
         "versions": [e.get("playbook_version") for e in events],
         "hashes": [c.digest for c in accepted],
         "payloads": [orjson.dumps(c.raw).decode() for c in accepted],
+        "statuses": [
+            "pending" if judgement and e["id"] in judgement.blocked else "counted" for e in events
+        ],
     }
     # Typed arrays in binary: the events table is the hottest write of a push.
     with conn.connection.driver_connection.cursor(binary=True) as cur:
@@ -252,8 +277,12 @@ def _store(conn, branch: OrgUnit, agent_id: str, accepted: list[_Candidate], now
         inserted = cur.rowcount
     if inserted != len(events):
         raise PushConflict("event ids were stored by a concurrent push")
-    apply_to_projection(conn, branch, events)
-    add_rollups(conn, branch, events)
+    if judgement:
+        rules.record_judgement(conn, branch, events, judgement, now)
+        events = [e for e in events if e["id"] not in judgement.blocked]
+    if events:
+        apply_to_projection(conn, branch, events)
+        add_rollups(conn, branch, events)
 
 
 def apply_to_projection(conn, branch: OrgUnit, events: list[dict]) -> None:

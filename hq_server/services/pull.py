@@ -7,15 +7,23 @@ from datetime import UTC, datetime
 from sqlalchemy import select, text
 
 from hq_server.extensions import db
-from hq_server.models import OrgUnit, Rep
+from hq_server.models import Approval, OrgUnit, Rep
+from hq_server.services import playbooks
 from shared.stages import DEFAULT_STAGES
 
 MAX_LEADS = 1000
 
 
-def pull_state(branch: OrgUnit, cursor: datetime | None, now: datetime | None = None) -> dict:
-    """Return the branch's reference data and the leads that changed since ``cursor``."""
+def pull_state(
+    branch: OrgUnit,
+    cursor: datetime | None,
+    playbook_version: int | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """Return the branch's reference data, a newer playbook, and what changed since ``cursor``."""
     now = now or datetime.now(UTC)
+    current = playbooks.latest()
+    newer = current is not None and (playbook_version is None or current.version > playbook_version)
     reps = db.session.scalars(
         select(Rep).where(Rep.branch_id == branch.id, Rep.active.is_(True)).order_by(Rep.code)
     )
@@ -46,7 +54,9 @@ def pull_state(branch: OrgUnit, cursor: datetime | None, now: datetime | None = 
             }
             for s in DEFAULT_STAGES
         ],
-        "playbook": None,
+        "playbook": current.document if newer else None,
+        "playbook_version": current.version if current else None,
+        "decisions": _decisions(branch, cursor),
         "targets": [],
         "leads": [
             {
@@ -59,3 +69,26 @@ def pull_state(branch: OrgUnit, cursor: datetime | None, now: datetime | None = 
             for lead in leads
         ],
     }
+
+
+def _decisions(branch: OrgUnit, since: datetime | None) -> list[dict]:
+    """Return approval decisions on the branch's entries made since ``since``."""
+    query = (
+        select(Approval)
+        .join(OrgUnit, OrgUnit.id == Approval.branch_id)
+        .where(OrgUnit.code == branch.code, Approval.decided_at.is_not(None))
+        .order_by(Approval.decided_at)
+    )
+    if since is not None:
+        query = query.where(Approval.decided_at > since)
+    return [
+        {
+            "event_id": str(a.event_id),
+            "status": a.status,
+            "decided_by": a.decided_by,
+            "decided_at": a.decided_at.isoformat(),
+            "note": a.note,
+            "rules": a.rule_ids,
+        }
+        for a in db.session.scalars(query)
+    ]

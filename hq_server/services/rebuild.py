@@ -32,13 +32,14 @@ def rebuild_branch(code: str) -> int:
                 text(
                     "SELECT id, rep_id, payload, (SELECT id FROM reps r WHERE r.code = "
                     "payload->'data'->>'to_rep') AS to_rep_id FROM events WHERE branch_id = :b "
+                    "AND status = 'counted' "
                     "AND (CAST(:last AS uuid) IS NULL OR id > :last) ORDER BY id LIMIT :n"
                 ),
                 {"b": branch.id, "last": last_id, "n": CHUNK},
             ).all()
             if not batch:
                 break
-            events = [_replayable(row) for row in batch]
+            events = [replayable(row) for row in batch]
             apply_to_projection(conn, branch, events)
             add_rollups(conn, branch, events)
             replayed += len(events)
@@ -47,7 +48,7 @@ def rebuild_branch(code: str) -> int:
     return replayed
 
 
-def _replayable(row) -> dict:
+def replayable(row) -> dict:
     event, errors = load_event(row.payload)
     if errors:  # stored events passed this check once; a failure here is a bug
         raise ValueError(f"stored event {row.id} no longer loads: {errors}")

@@ -86,7 +86,7 @@ def init(agent: Agent, hq_url: str, token: str) -> None:
 def _record(agent: Agent, type_: str, rep: str, data: dict, **kwargs) -> None:
     with agent.outbox() as outbox:
         try:
-            seq, event = record(outbox, type_, rep, data, source="cli", **kwargs)
+            seq, event, verdicts = record(outbox, type_, rep, data, source="cli", **kwargs)
         except RecordError as exc:
             click.echo("not recorded:", err=True)
             for name, messages in exc.errors.items():
@@ -96,6 +96,13 @@ def _record(agent: Agent, type_: str, rep: str, data: dict, **kwargs) -> None:
         f"queued #{seq} {type_} {event['id']}"
         + (f" deal {event['deal']}" if event.get("deal") else "")
     )
+    for verdict in verdicts:
+        held = " (held at HQ until fixed or approved)" if verdict["severity"] == "block" else ""
+        click.echo(
+            f"  playbook {verdict['rule_id']}{held}: {verdict['message']['en']} / "
+            f"{verdict['message']['zh']}",
+            err=True,
+        )
 
 
 @main.group("record")

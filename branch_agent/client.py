@@ -105,6 +105,7 @@ class HQClient:
             raise TransientError("HQ's answer does not have one result per event")
         return answer
 
-    def pull(self, cursor: str | None = None) -> dict:
-        """Fetch reference data and assigned leads changed since ``cursor``."""
-        return self._call("GET", PULL_PATH, params={"cursor": cursor} if cursor else None)
+    def pull(self, cursor: str | None = None, playbook_version: str | None = None) -> dict:
+        """Fetch reference data, a newer playbook, and what changed since ``cursor``."""
+        params = {"cursor": cursor, "playbook_version": playbook_version}
+        return self._call("GET", PULL_PATH, params={k: v for k, v in params.items() if v})

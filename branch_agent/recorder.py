@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from uuid6 import uuid7
 
 from branch_agent.outbox import Outbox
 from shared.events import load_event
+
+_PLAYBOOKS: dict[int, object] = {}
+
+
+class Recorded(NamedTuple):
+    """A queued entry: its seq, the event, and what the playbook says about it."""
+
+    seq: int
+    event: dict
+    verdicts: list[dict]
 
 
 class RecordError(ValueError):
@@ -86,10 +97,29 @@ def _in_future(stamp: str) -> bool:
     return moment.tzinfo is not None and moment > datetime.now(moment.tzinfo) + timedelta(minutes=5)
 
 
+def local_verdicts(outbox: Outbox, event: dict) -> list[dict]:
+    """Check ``event`` with the playbook HQ last sent (same engine, same rules as HQ)."""
+    from shared.playbook import Playbook, check_event
+
+    document = outbox.get_cache("playbook")
+    if not document:
+        return []
+    version = document.get("version")
+    if version not in _PLAYBOOKS:
+        _PLAYBOOKS[version] = Playbook.from_dict(document)
+    verdicts = check_event(_PLAYBOOKS[version], event, outbox.deal_events)
+    return [v.as_dict() for v in verdicts]
+
+
 def record(
     outbox: Outbox, type_: str, rep: str, data: dict, *, source: str = "desk", **kwargs
-) -> tuple[int, dict]:
-    """Check and queue one event; return ``(seq, event)``. Nothing is queued if it is invalid."""
+) -> Recorded:
+    """Check and queue one event; nothing is queued if it is invalid.
+
+    A playbook violation does not stop the entry — nothing typed is lost — but
+    its verdicts come back at once (and stay with the entry) so staff see them.
+    """
     event = build_event(outbox, type_, rep, data, **kwargs)
-    seq, _ = outbox.add(event, source=source)
-    return seq, {**event, "seq": seq}
+    verdicts = local_verdicts(outbox, event)
+    seq, _ = outbox.add(event, source=source, verdicts=verdicts)
+    return Recorded(seq, {**event, "seq": seq}, verdicts)

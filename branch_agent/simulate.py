@@ -104,7 +104,7 @@ class Simulator:
             customer=self.rng.choice(CUSTOMERS),
             amount=float(self.rng.randrange(5, 500) * 1000),
         )
-        _, event = record(
+        _, event, _ = record(
             self.outbox,
             "deal.opened",
             deal.rep,
@@ -119,7 +119,7 @@ class Simulator:
         return event
 
     def _record(self, type_: str, deal: _Deal, data: dict) -> dict:
-        _, event = record(
+        _, event, _ = record(
             self.outbox,
             type_,
             deal.rep,

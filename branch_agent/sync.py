@@ -36,24 +36,28 @@ class SyncReport:
 def pull_once(outbox: Outbox, client: HQClient) -> dict:
     """Pull HQ's state into the cache; record clock skew and the playbook version."""
     sent = time.time()
-    state = client.pull(outbox.get_meta("pull_cursor"))
+    state = client.pull(outbox.get_meta("pull_cursor"), outbox.get_meta("playbook_version"))
     received = time.time()
     server = datetime.fromisoformat(state["server_time"]).timestamp()
     skew = server - (sent + received) / 2
     outbox.set_cache(branch=state["branch"], reps=state["reps"], stages=state["stages"])
     if state.get("playbook"):
         outbox.set_cache(playbook=state["playbook"])
+        outbox.set_meta(playbook_version=str(state["playbook"]["version"]))
     leads = {lead["deal"]: lead for lead in outbox.get_cache("leads", [])}
     leads.update({lead["deal"]: lead for lead in state.get("leads", [])})
     outbox.set_cache(leads=list(leads.values()), targets=state.get("targets", []))
-    version = (state.get("playbook") or {}).get("version")
-    outbox.set_meta(
-        pull_cursor=state["cursor"],
-        last_pull_at=utcnow(),
-        clock_skew_s=f"{skew:.3f}",
-        playbook_version=str(version) if version is not None else None,
-    )
+    if state.get("decisions"):
+        _apply_decisions(outbox, state["decisions"])
+    outbox.set_meta(pull_cursor=state["cursor"], last_pull_at=utcnow(), clock_skew_s=f"{skew:.3f}")
     return state
+
+
+def _apply_decisions(outbox: Outbox, decisions: list[dict]) -> None:
+    """Remember HQ's approval decisions on this branch's held entries."""
+    known = {d["event_id"]: d for d in outbox.get_cache("decisions", [])}
+    known.update({d["event_id"]: d for d in decisions})
+    outbox.set_cache(decisions=list(known.values())[-500:])
 
 
 def push_pending(

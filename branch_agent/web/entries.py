@@ -10,6 +10,7 @@ from branch_agent.outbox import Outbox
 from branch_agent.recorder import RecordError, build_event, record
 from branch_agent.web.fields import Entry, flatten_errors, merge_errors
 from branch_agent.web.forms import FORMS, Form, initial_values, label_for, read_values, to_entry
+from branch_agent.web.i18n import current_language
 from branch_agent.web.lookups import Lookups
 from branch_agent.web.store import get_branch_tz, get_outbox
 
@@ -61,11 +62,15 @@ def _entry_page(kind: str):
     try:
         if errors:
             build(outbox, entry, errors)  # raises, adding what the schemas say
-        record(outbox, entry.type_, entry.rep, entry.data, **entry_kwargs(entry))
+        recorded = record(outbox, entry.type_, entry.rep, entry.data, **entry_kwargs(entry))
     except RecordError as exc:
         return render_form(form, values, lookups, kind=kind, errors=exc.errors), 422
     session["rep"] = entry.rep
     flash(gettext("Saved — it will reach HQ at the next sync."), "ok")
+    for verdict in recorded.verdicts:
+        # The playbook's own wording, in the page's language; the entry is kept either way.
+        language = "zh" if current_language() == "zh_CN" else "en"
+        flash(verdict["message"].get(language) or verdict["message"]["en"], "warn")
     return redirect(url_for("home.index"))
 
 

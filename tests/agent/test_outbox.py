@@ -36,7 +36,7 @@ def test_recorded_events_get_strictly_increasing_seq_numbers(outbox):
 
 
 def test_the_stored_body_hashes_like_hq_will_hash_it(outbox):
-    seq, event = record(outbox, "visit.logged", "SH01-001", {"decision_maker_met": False})
+    seq, event, _ = record(outbox, "visit.logged", "SH01-001", {"decision_maker_met": False})
     row = outbox.conn.execute("SELECT content_hash FROM outbox WHERE seq = ?", (seq,)).fetchone()
     assert bytes(row[0]) == content_hash(outbox.get(seq)["body"])
     assert outbox.get(seq)["body"] == event

@@ -68,7 +68,7 @@ def post(client, url: str, data: dict, **kwargs):
 
 
 def open_deal(outbox: Outbox, name: str = "ACME rollout", customer: str = "ACME") -> str:
-    _, event = record(
+    _, event, _ = record(
         outbox, "deal.opened", "SH01-007",
         {"name": name, "amount": "50000", "currency": "CNY"}, customer=customer,
     )  # fmt: skip
@@ -272,7 +272,7 @@ def test_a_discard_without_the_token_leaves_the_entry_rejected(client, outbox):
 def test_the_home_page_lists_todays_entries_and_the_queue(client, outbox):
     rejected_row(outbox, "call.logged", {"connected": True}, customer="REJECTCO")
     record(outbox, "visit.logged", "SH01-007", {"decision_maker_met": True}, customer="TODAYCO")
-    old, _ = record(outbox, "visit.logged", "SH01-008", {"decision_maker_met": True},
+    old, _, _ = record(outbox, "visit.logged", "SH01-008", {"decision_maker_met": True},
                     customer="YESTERDAYCO")  # fmt: skip
     two_days_ago = (datetime.now(UTC) - timedelta(days=2)).isoformat(timespec="microseconds")
     outbox.conn.execute("UPDATE outbox SET created_at = ? WHERE seq = ?", (two_days_ago, old))
@@ -450,7 +450,7 @@ def test_discard_marks_the_entry_discarded(client, outbox):
 
 
 def test_an_entry_that_is_not_rejected_cannot_be_fixed_or_discarded(client, outbox):
-    seq, _ = record(outbox, "visit.logged", "SH01-007", {"decision_maker_met": True})
+    seq, _, _ = record(outbox, "visit.logged", "SH01-007", {"decision_maker_met": True})
 
     fix = client.get(f"/rejected/{seq}/fix")
     discard = post(client, f"/rejected/{seq}/discard", {}, follow_redirects=True)

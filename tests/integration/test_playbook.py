@@ -50,11 +50,12 @@ def test_publishing_needs_an_hq_role_and_a_newer_valid_version(client, company, 
     assert current["version"] == 1 and current["source"] == DEFAULT
 
 
-def test_a_quote_without_a_decision_maker_visit_is_flagged_but_counted(app, client, company,
-                                                                      maker):
+def test_a_quote_without_a_decision_maker_visit_is_flagged_but_counted(app, client, company, maker):
     deal = str(uuid.uuid4())
-    events = [maker.deal_opened(deal), maker.make("quote.issued",
-                                                  {"amount": 900, "currency": "CNY"}, deal=deal)]
+    events = [
+        maker.deal_opened(deal),
+        maker.make("quote.issued", {"amount": 900, "currency": "CNY"}, deal=deal),
+    ]
     results = push(client, company.agent("SH01"), events).get_json()["results"]
     assert [r["status"] for r in results] == ["accepted", "accepted"]
     assert [v["rule_id"] for v in results[1]["violations"]] == [QUOTE_RULE]
@@ -67,9 +68,11 @@ def test_a_quote_without_a_decision_maker_visit_is_flagged_but_counted(app, clie
 
 def test_a_quote_after_a_decision_maker_visit_passes(client, company, maker):
     deal = str(uuid.uuid4())
-    events = [maker.deal_opened(deal),
-              maker.make("visit.logged", {"decision_maker_met": True}, deal=deal),
-              maker.make("quote.issued", {"amount": 900, "currency": "CNY"}, deal=deal)]
+    events = [
+        maker.deal_opened(deal),
+        maker.make("visit.logged", {"decision_maker_met": True}, deal=deal),
+        maker.make("quote.issued", {"amount": 900, "currency": "CNY"}, deal=deal),
+    ]
     results = push(client, company.agent("SH01"), events).get_json()["results"]
     assert all("violations" not in r for r in results)
 
@@ -81,7 +84,10 @@ def test_a_blocked_lost_deal_is_stored_but_counts_nowhere(app, client, company, 
     result = push(client, company.agent("SH01"), [lost]).get_json()["results"][0]
     assert result["status"] == "accepted" and result["pending"] is True
     assert result["violations"][0]["fields"] == [
-        "data.competitor.name", "data.competitor.product", "data.competitor.price"]
+        "data.competitor.name",
+        "data.competitor.product",
+        "data.competitor.price",
+    ]
     assert _scalar(app, "SELECT status FROM events WHERE id = :i", i=lost["id"]) == "pending"
     assert _scalar(app, "SELECT status FROM deals WHERE id = :d", d=deal) == "open"
     assert _scalar(app, "SELECT count(*) FROM daily_rollups WHERE metric = 'deals_lost'") == 0
@@ -89,43 +95,65 @@ def test_a_blocked_lost_deal_is_stored_but_counts_nowhere(app, client, company, 
 
 def test_a_big_discount_waits_for_the_region_manager(app, client, company, maker):
     deal = str(uuid.uuid4())
-    push(client, company.agent("SH01"), [
-        maker.deal_opened(deal), maker.make("visit.logged", {"decision_maker_met": True},
-                                            deal=deal)])
-    quote = maker.make("quote.issued", {"amount": 900, "currency": "CNY", "discount_pct": 20},
-                       deal=deal)
+    push(
+        client,
+        company.agent("SH01"),
+        [
+            maker.deal_opened(deal),
+            maker.make("visit.logged", {"decision_maker_met": True}, deal=deal),
+        ],
+    )
+    quote = maker.make(
+        "quote.issued", {"amount": 900, "currency": "CNY", "discount_pct": 20}, deal=deal
+    )
     result = push(client, company.agent("SH01"), [quote]).get_json()["results"][0]
     assert result["pending"] is True
     pending = client.get("/api/v1/approvals", headers=company.user("region_manager")).get_json()
     assert [a["event_id"] for a in pending["approvals"]] == [quote["id"]]
     approval_id = pending["approvals"][0]["id"]
-    staff = client.post(f"/api/v1/approvals/{approval_id}", json={"decision": "approve"},
-                        headers=company.user("branch_manager"))
+    staff = client.post(
+        f"/api/v1/approvals/{approval_id}",
+        json={"decision": "approve"},
+        headers=company.user("branch_manager"),
+    )
     assert staff.status_code == 403
     assert _scalar(app, "SELECT reached_at ? 'quote' FROM deals WHERE id = :d", d=deal) is False
-    ok = client.post(f"/api/v1/approvals/{approval_id}",
-                     json={"decision": "approve", "note": "strategic account"},
-                     headers=company.user("region_manager"))
+    ok = client.post(
+        f"/api/v1/approvals/{approval_id}",
+        json={"decision": "approve", "note": "strategic account"},
+        headers=company.user("region_manager"),
+    )
     assert ok.status_code == 200 and ok.get_json()["status"] == "approved"
     assert _scalar(app, "SELECT status FROM events WHERE id = :i", i=quote["id"]) == "counted"
     assert _scalar(app, "SELECT reached_at ? 'quote' FROM deals WHERE id = :d", d=deal) is True
     assert _scalar(app, "SELECT sum(value) FROM daily_rollups WHERE metric = 'quotes'") == 1
-    assert _scalar(app, "SELECT status FROM violations WHERE rule_id = :r",
-                   r=APPROVAL_RULE) == "resolved"
-    twice = client.post(f"/api/v1/approvals/{approval_id}", json={"decision": "refuse"},
-                        headers=company.user("hq_manager"))
+    assert (
+        _scalar(app, "SELECT status FROM violations WHERE rule_id = :r", r=APPROVAL_RULE)
+        == "resolved"
+    )
+    twice = client.post(
+        f"/api/v1/approvals/{approval_id}",
+        json={"decision": "refuse"},
+        headers=company.user("hq_manager"),
+    )
     assert twice.status_code == 403
     pulled = client.get("/api/v1/sync/pull", headers=company.agent("SH01")).get_json()
     assert [(d["event_id"], d["status"]) for d in pulled["decisions"]] == [
-        (quote["id"], "approved")]
+        (quote["id"], "approved")
+    ]
 
 
 def test_events_before_publication_are_not_judged(client, company, published):
     old = EventMaker("SH01-001", start=datetime(2026, 1, 5, tzinfo=UTC))
     deal = str(uuid.uuid4())
-    results = push(client, company.agent("SH01"), [
-        old.deal_opened(deal), old.make("quote.issued", {"amount": 1, "currency": "CNY"},
-                                        deal=deal)]).get_json()["results"]
+    results = push(
+        client,
+        company.agent("SH01"),
+        [
+            old.deal_opened(deal),
+            old.make("quote.issued", {"amount": 1, "currency": "CNY"}, deal=deal),
+        ],
+    ).get_json()["results"]
     assert all("violations" not in r for r in results)
 
 
@@ -133,21 +161,27 @@ def test_compliance_counts_checked_and_violated_per_rule(client, company, maker)
     deals = [str(uuid.uuid4()) for _ in range(3)]
     events = [maker.deal_opened(d) for d in deals]
     events.append(maker.make("visit.logged", {"decision_maker_met": True}, deal=deals[0]))
-    events += [maker.make("quote.issued", {"amount": 5, "currency": "CNY"}, deal=d)
-               for d in deals]
+    events += [maker.make("quote.issued", {"amount": 5, "currency": "CNY"}, deal=d) for d in deals]
     push(client, company.agent("SH01"), events)
     today = datetime.now(UTC).date()
-    body = client.get(f"/api/v1/compliance?unit=EAST&from={today - timedelta(days=2)}"
-                      f"&to={today + timedelta(days=1)}",
-                      headers=company.user("region_manager")).get_json()
+    body = client.get(
+        f"/api/v1/compliance?unit=EAST&from={today - timedelta(days=2)}"
+        f"&to={today + timedelta(days=1)}",
+        headers=company.user("region_manager"),
+    ).get_json()
     rules = {r["rule_id"]: r for r in body["rules"]}
     assert (rules[QUOTE_RULE]["checked"], rules[QUOTE_RULE]["violated"]) == (3, 2)
     assert rules[QUOTE_RULE]["compliance"] == pytest.approx(1 / 3)
-    listed = client.get(f"/api/v1/violations?unit=SH01&rule={QUOTE_RULE}&from={today}",
-                        headers=company.user("branch_manager")).get_json()["violations"]
+    listed = client.get(
+        f"/api/v1/violations?unit=SH01&rule={QUOTE_RULE}&from={today}",
+        headers=company.user("branch_manager"),
+    ).get_json()["violations"]
     assert len(listed) == 2 and {v["status"] for v in listed} == {"open"}
-    ack = client.post(f"/api/v1/violations/{listed[0]['id']}/acknowledge",
-                      json={"note": "coaching booked"}, headers=company.user("branch_manager"))
+    ack = client.post(
+        f"/api/v1/violations/{listed[0]['id']}/acknowledge",
+        json={"note": "coaching booked"},
+        headers=company.user("branch_manager"),
+    )
     assert ack.get_json()["status"] == "acknowledged"
     assert ack.get_json()["note"] == "coaching booked"
 
@@ -155,15 +189,18 @@ def test_compliance_counts_checked_and_violated_per_rule(client, company, maker)
 def test_the_pull_sends_the_playbook_only_when_the_agent_is_behind(client, company, published):
     fresh = client.get("/api/v1/sync/pull", headers=company.agent("SH01")).get_json()
     assert fresh["playbook"]["version"] == 1 and fresh["playbook_version"] == 1
-    same = client.get("/api/v1/sync/pull?playbook_version=1",
-                      headers=company.agent("SH01")).get_json()
+    same = client.get(
+        "/api/v1/sync/pull?playbook_version=1", headers=company.agent("SH01")
+    ).get_json()
     assert same["playbook"] is None and same["playbook_version"] == 1
 
 
 def test_a_resent_event_opens_no_second_violation(app, client, company, maker):
     deal = str(uuid.uuid4())
-    events = [maker.deal_opened(deal),
-              maker.make("quote.issued", {"amount": 5, "currency": "CNY"}, deal=deal)]
+    events = [
+        maker.deal_opened(deal),
+        maker.make("quote.issued", {"amount": 5, "currency": "CNY"}, deal=deal),
+    ]
     push(client, company.agent("SH01"), events)
     push(client, company.agent("SH01"), events)
     assert _scalar(app, "SELECT count(*) FROM violations") == 1

@@ -93,8 +93,11 @@ def _publish_playbook(c: Call):
 
 def _acknowledge(c: Call):
     for branch, violation_id in c.seeds["violations"].items():
-        resp = c.client.post(f"/api/v1/violations/{violation_id}/acknowledge",
-                             json={"note": "seen"}, headers=c.headers)
+        resp = c.client.post(
+            f"/api/v1/violations/{violation_id}/acknowledge",
+            json={"note": "seen"},
+            headers=c.headers,
+        )
         if c.kind != "user" or c.role not in MANAGERS:
             assert resp.status_code == 403
         elif visible(c.scope, branch):
@@ -114,8 +117,11 @@ def _list_approvals(c: Call):
 
 def _decide(c: Call):
     for branch, approval_id in c.seeds["approvals"].items():
-        resp = c.client.post(f"/api/v1/approvals/{approval_id}",
-                             json={"decision": "refuse", "note": "no"}, headers=c.headers)
+        resp = c.client.post(
+            f"/api/v1/approvals/{approval_id}",
+            json={"decision": "refuse", "note": "no"},
+            headers=c.headers,
+        )
         if c.kind != "user":
             assert resp.status_code == 403
         elif not visible(c.scope, branch):
@@ -155,11 +161,24 @@ def seeds(app, company) -> dict:
         for code in ("SH01", "CD01"):
             branch = active_unit(code)
             violation = Violation(
-                key=f"test:{code}", rule_id="r", kind="threshold", playbook_version=1,
-                severity="warn", branch_id=branch.id, message={"en": "x", "zh": "x"},
-                details={}, status="open", occurred_at=now)
-            approval = Approval(event_id=uuid.uuid4(), rule_ids=["r"], branch_id=branch.id,
-                                approver_role="region_manager", status="pending")
+                key=f"test:{code}",
+                rule_id="r",
+                kind="threshold",
+                playbook_version=1,
+                severity="warn",
+                branch_id=branch.id,
+                message={"en": "x", "zh": "x"},
+                details={},
+                status="open",
+                occurred_at=now,
+            )
+            approval = Approval(
+                event_id=uuid.uuid4(),
+                rule_ids=["r"],
+                branch_id=branch.id,
+                approver_role="region_manager",
+                status="pending",
+            )
             db.session.add_all([violation, approval])
             db.session.flush()
             out["violations"][code], out["approvals"][code] = violation.id, approval.id

@@ -186,7 +186,7 @@ class _Compiler:
 
     def key(self, node: ast.AST, name: str) -> str:
         if not name or name.startswith("_"):
-            raise self.error(node, "field names starting with _ are not allowed")
+            raise self.error(node, "field names must not be empty or start with _")
         return name
 
     def subscript(self, node: ast.Subscript) -> str | int:

@@ -234,7 +234,7 @@ class Playbook:
         by_type: dict[str, list[EventRule]] = {}
         for rule in self.rules:
             if isinstance(rule, EventRule):
-                for event_type in rule.applies_to:
+                for event_type in dict.fromkeys(rule.applies_to):
                     by_type.setdefault(event_type, []).append(rule)
         object.__setattr__(self, "_by_type", {t: tuple(r) for t, r in by_type.items()})
         prior_types = {

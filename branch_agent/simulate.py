@@ -92,10 +92,17 @@ class Simulator:
                 deal,
                 {
                     "loss_reason": self.rng.choice(["price", "timing", "competitor", "no budget"]),
-                    "competitor": {"name": self.rng.choice(["Rival Co", "Other Ltd"])},
+                    "competitor": self._competitor(deal),
                 },
             )
         return self._record("call.logged", deal, {"connected": False})
+
+    def _competitor(self, deal: _Deal) -> dict:
+        """Name the winner; now and then forget its product and price, as people do."""
+        competitor = {"name": self.rng.choice(["Rival Co", "Other Ltd"])}
+        if self.rng.random() < 0.8:
+            competitor.update(product="X-200", price=round(deal.amount * 0.9, 2))
+        return competitor
 
     def _open(self, reps: list[str]) -> dict:
         deal = _Deal(

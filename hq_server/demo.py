@@ -66,6 +66,7 @@ def demo(
         f"{report.created['region']} new region(s), {report.created['branch']} new "
         f"branch(es), {report.created['rep']} new rep(s)"
     )
+    _publish_default_playbook(app)
     tokens = _demo_tokens(app)
     bind = bind or ctx.settings.bind
     url = f"http://{bind}"
@@ -169,6 +170,22 @@ def _start_agents(
         )
         click.echo(f"agent {code}: staff page http://127.0.0.1:{port}/")
     return procs
+
+
+def _publish_default_playbook(app) -> None:
+    """Publish the default playbook once, so the demo's rules are live."""
+    from importlib import resources
+
+    from hq_server.extensions import db
+    from hq_server.services import playbooks
+
+    with app.app_context():
+        if playbooks.latest() is None:
+            source = resources.files("config").joinpath("playbook.default.yaml").read_text()
+            row = playbooks.publish(source, "demo")
+            db.session.commit()
+            click.echo(f"default playbook v{row.version} published ({len(row.document['rules'])}"
+                       " rules)")
 
 
 def _demo_tokens(app) -> dict:

@@ -204,3 +204,41 @@ def test_a_resent_event_opens_no_second_violation(app, client, company, maker):
     push(client, company.agent("SH01"), events)
     push(client, company.agent("SH01"), events)
     assert _scalar(app, "SELECT count(*) FROM violations") == 1
+
+
+def test_an_agent_on_an_old_version_is_judged_by_the_version_in_force_when_it_happened(
+    app, client, company, published
+):
+    with app.app_context():
+        db.session.execute(text("UPDATE playbooks SET published_at = '2026-01-01T00:00:00Z'"))
+        db.session.commit()
+    lenient = DEFAULT.replace("version: 1", "version: 2").replace(
+        "applies_to: [quote.issued]\n    prior: {type: visit.logged",
+        "applies_to: [deal.won]\n    prior: {type: visit.logged",
+    )
+    assert (
+        client.post(
+            "/api/v1/playbooks", data=lenient, headers=company.user("hq_manager")
+        ).status_code
+        == 201
+    )
+    before, after = (
+        EventMaker("SH01-001", start=datetime(2026, 11, 2, tzinfo=UTC)),
+        EventMaker("SH01-001", start=datetime.now(UTC)),
+    )
+    d1, d2 = str(uuid.uuid4()), str(uuid.uuid4())
+    old = [
+        before.deal_opened(d1, playbook_version=1),
+        before.make("quote.issued", {"amount": 5, "currency": "CNY"}, deal=d1, playbook_version=1),
+    ]
+    new = [
+        after.deal_opened(d2, playbook_version=1),
+        after.make("quote.issued", {"amount": 5, "currency": "CNY"}, deal=d2, playbook_version=1),
+    ]
+    old_result = push(client, company.agent("SH01"), old).get_json()["results"][1]
+    new_result = push(client, company.agent("SH01"), new).get_json()["results"][1]
+    assert [v["version"] for v in old_result["violations"]] == [1]
+    assert "violations" not in new_result  # v2 no longer asks for a visit before a quote
+    assert (
+        _scalar(app, "SELECT playbook_version FROM events WHERE id = :i", i=new[1]["id"]) == 1
+    )  # what the agent checked against stays on record

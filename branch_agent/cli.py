@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -285,12 +286,13 @@ def import_cmd(agent: Agent, file: Path, undated_on, report_path, quiet) -> None
                 "other branches will be refused by HQ at sync",
                 err=True,
             )
-        total = sum(1 for _ in file.open(encoding="utf-8-sig")) - 1
+        with file.open(encoding="utf-8-sig") as fh:
+            total = sum(1 for _ in fh) - 1
         try:
             with click.progressbar(
                 length=max(total, 0),
                 label=f"importing {file.name}",
-                file=click.get_text_stream("stderr"),
+                file=sys.stderr,
             ) as bar:
                 report = import_file(
                     outbox,

@@ -74,6 +74,10 @@ class HQClient:
             body = response.json()
         except ValueError:
             body = {}
+        if not isinstance(body, dict):
+            if response.status_code < 400:
+                raise TransientError("HQ answered with a body that is not a JSON object")
+            body = {"message": str(body)[:200]}  # a proxy's answer, not HQ's JSON error
         if response.status_code in RETRYABLE:
             raise TransientError(
                 f"HQ answered {response.status_code}: {body.get('message', response.reason)}",
@@ -86,8 +90,6 @@ class HQClient:
                 response.status_code,
                 body.get("code"),
             )
-        if not isinstance(body, dict):
-            raise TransientError("HQ answered with a body that is not a JSON object")
         return body
 
     def push(self, events: list[dict]) -> dict:

@@ -31,3 +31,34 @@ def test_retry_after_in_seconds_or_as_a_date():
     assert _retry_after(response) == 0.0  # a date in the past: now
     response.headers["Retry-After"] = "soon"
     assert _retry_after(response) is None
+
+
+def test_an_error_page_that_is_not_json_from_hq_is_a_transient_failure(tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    import pytest
+
+    from branch_agent.client import HQClient, TransientError
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (the stdlib's name)
+            self.send_response(503)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    client = HQClient(f"http://127.0.0.1:{server.server_port}", "hqa_x", "agent")
+    try:
+        with pytest.raises(TransientError, match="503"):
+            client.push([{"id": "x"}])
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()

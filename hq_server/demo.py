@@ -184,8 +184,9 @@ def _publish_default_playbook(app) -> None:
             source = resources.files("config").joinpath("playbook.default.yaml").read_text()
             row = playbooks.publish(source, "demo")
             db.session.commit()
-            click.echo(f"default playbook v{row.version} published ({len(row.document['rules'])}"
-                       " rules)")
+            click.echo(
+                f"default playbook v{row.version} published ({len(row.document['rules'])} rules)"
+            )
 
 
 def _demo_tokens(app) -> dict:

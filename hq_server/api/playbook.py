@@ -71,10 +71,56 @@ def current_playbook():
     }
 
 
+def _hq_only() -> None:
+    if g.principal.role not in PUBLISHERS:
+        raise ApiError(403, "forbidden", "only HQ managers manage the playbook")
+
+
+@blp.get("/playbooks")
+@token_required("user")
+def list_playbooks():
+    """List every published version: who published it and when (HQ managers only)."""
+    _hq_only()
+    return {
+        "versions": [
+            {
+                "version": row.version,
+                "name": row.name,
+                "rules": len(row.document.get("rules", [])),
+                "published_by": row.published_by,
+                "published_at": row.published_at.isoformat(),
+            }
+            for row in playbooks.all_versions()
+        ]
+    }
+
+
+@blp.get("/playbooks/diff")
+@token_required("user")
+def diff_playbooks():
+    """Show what changed between two versions (``?from=1&to=2``; default: the last two)."""
+    _hq_only()
+    rows = playbooks.all_versions()
+    try:
+        new = int(request.args.get("to") or rows[0].version)
+        old = int(request.args.get("from") or (rows[1].version if len(rows) > 1 else new))
+    except (IndexError, ValueError) as exc:
+        raise ApiError(422, "invalid", "from and to must be published version numbers") from exc
+    old_row, new_row = playbooks.get(old), playbooks.get(new)
+    if old_row is None or new_row is None:
+        raise ApiError(404, "not_found", f"no playbook version {old if old_row is None else new}")
+    return {
+        "from": old,
+        "to": new,
+        "diff": playbooks.diff(old_row.source, new_row.source, f"v{old}", f"v{new}"),
+    }
+
+
 @blp.post("/playbooks/validate")
 @token_required("user")
 def validate_playbook():
     """Check a playbook (YAML body) without publishing it; errors carry line numbers."""
+    _hq_only()
     try:
         playbook = playbooks.validate(request.get_data(as_text=True))
     except playbooks.PublishError as exc:
@@ -86,8 +132,7 @@ def validate_playbook():
 @token_required("user")
 def publish_playbook():
     """Publish a new playbook version (YAML body); HQ managers and admins only."""
-    if g.principal.role not in PUBLISHERS:
-        raise ApiError(403, "forbidden", "only HQ managers publish the playbook")
+    _hq_only()
     try:
         row = playbooks.publish(request.get_data(as_text=True), _who())
     except playbooks.PublishError as exc:

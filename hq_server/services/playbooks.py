@@ -64,6 +64,13 @@ def latest() -> PlaybookVersion | None:
     return db.session.scalar(select(PlaybookVersion).order_by(PlaybookVersion.version.desc()))
 
 
+def all_versions() -> list[PlaybookVersion]:
+    """Return every published version, newest first (the audit trail)."""
+    return list(
+        db.session.scalars(select(PlaybookVersion).order_by(PlaybookVersion.version.desc()))
+    )
+
+
 def get(version: int) -> PlaybookVersion | None:
     return db.session.get(PlaybookVersion, version)
 

@@ -48,6 +48,10 @@ def test_publishing_needs_an_hq_role_and_a_newer_valid_version(client, company, 
     assert any(e["line"] == line for e in errors), errors
     current = client.get("/api/v1/playbooks/current", headers=company.agent("SH01")).get_json()
     assert current["version"] == 1 and current["source"] == DEFAULT
+    audit = client.get("/api/v1/playbooks", headers=company.user("admin")).get_json()
+    assert [(v["version"], v["published_by"]) for v in audit["versions"]] == [
+        (1, "hq_manager-user")
+    ]
 
 
 def test_a_quote_without_a_decision_maker_visit_is_flagged_but_counted(app, client, company, maker):
@@ -239,6 +243,9 @@ def test_an_agent_on_an_old_version_is_judged_by_the_version_in_force_when_it_ha
     new_result = push(client, company.agent("SH01"), new).get_json()["results"][1]
     assert [v["version"] for v in old_result["violations"]] == [1]
     assert "violations" not in new_result  # v2 no longer asks for a visit before a quote
+    diff = client.get("/api/v1/playbooks/diff", headers=company.user("hq_manager")).get_json()
+    assert (diff["from"], diff["to"]) == (1, 2)
+    assert "+    applies_to: [deal.won]" in diff["diff"]
     assert (
         _scalar(app, "SELECT playbook_version FROM events WHERE id = :i", i=new[1]["id"]) == 1
     )  # what the agent checked against stays on record

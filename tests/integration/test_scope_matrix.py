@@ -82,7 +82,22 @@ def _current_playbook(c: Call):
 
 def _validate_playbook(c: Call):
     resp = c.client.post("/api/v1/playbooks/validate", data="version: [", headers=c.headers)
-    assert resp.status_code == (422 if c.kind == "user" else 403)
+    allowed = c.kind == "user" and c.role in PUBLISHERS
+    assert resp.status_code == (422 if allowed else 403)
+
+
+def _list_playbooks(c: Call):
+    resp = c.client.get("/api/v1/playbooks", headers=c.headers)
+    allowed = c.kind == "user" and c.role in PUBLISHERS
+    assert resp.status_code == (200 if allowed else 403)
+    if allowed:
+        assert resp.get_json() == {"versions": []}
+
+
+def _diff_playbooks(c: Call):
+    resp = c.client.get("/api/v1/playbooks/diff", headers=c.headers)
+    allowed = c.kind == "user" and c.role in PUBLISHERS
+    assert resp.status_code == (422 if allowed else 403)  # nothing published to compare
 
 
 def _publish_playbook(c: Call):
@@ -142,6 +157,8 @@ ROUTES = {
     ("/api/v1/playbooks/current", "GET"): _current_playbook,
     ("/api/v1/playbooks/validate", "POST"): _validate_playbook,
     ("/api/v1/playbooks", "POST"): _publish_playbook,
+    ("/api/v1/playbooks", "GET"): _list_playbooks,
+    ("/api/v1/playbooks/diff", "GET"): _diff_playbooks,
     ("/api/v1/violations/<int:violation_id>/acknowledge", "POST"): _acknowledge,
     ("/api/v1/approvals", "GET"): _list_approvals,
     ("/api/v1/approvals/<int:approval_id>", "POST"): _decide,

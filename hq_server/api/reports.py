@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 from flask import g
 from flask_smorest import Blueprint
-from marshmallow import Schema, ValidationError, fields, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from hq_server.api.auth import token_required
 from hq_server.services import reports
@@ -62,3 +62,19 @@ def funnel(unit, from_, to):
         "to": result["period"]["to"].isoformat(),
     }
     return result
+
+
+class MetricsArgsSchema(FunnelArgsSchema):
+    by = fields.String(
+        load_default="branch",
+        validate=validate.OneOf(["region", "branch", "rep"]),
+        metadata={"description": "one row per region, branch or rep under the unit"},
+    )
+
+
+@blp.get("/metrics")
+@token_required("user", "agent")
+@blp.arguments(MetricsArgsSchema, location="query", as_kwargs=True)
+def metrics(unit, from_, to, by):
+    """Return deals opened, open by stage, won, lost, win rate and won revenue per node."""
+    return reports.metrics_by(g.principal, unit, from_, to, by)

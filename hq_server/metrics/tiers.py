@@ -59,7 +59,7 @@ def performer_tiers(
         # PR = twice / 2N; compared in whole numbers so the bounds are exact.
         if 2 * twice > 3 * size:
             tiers[code] = TOP
-        elif 2 * twice <= size:
+        elif 2 * twice < size:
             tiers[code] = BOTTOM
         else:
             tiers[code] = MIDDLE

@@ -69,3 +69,53 @@ def funnel(principal: Principal, unit_code: str, start: date, end: date) -> dict
         "closed": {"won": won, "lost": lost, "win_rate": win_rate(won, lost)},
         "activity": {m: float(activity.get(m, 0)) for m in _ACTIVITY},
     }
+
+
+_NODE_KEYS = {"rep": "p.code", "branch": "b.code", "region": "r.code"}
+
+
+def metrics_by(principal: Principal, unit_code: str, start: date, end: date, by: str) -> dict:
+    """Return deal figures per region, branch or rep under a unit for a period.
+
+    Open deals are counted by their current stage; won and lost deals by the
+    day they closed; won revenue is the sum of won amounts (in deal currency).
+    """
+    unit = resolve_unit(principal, unit_code)
+    branches = branch_ids_under(principal, unit_code)
+    open_stages = [s for s in FUNNEL if s != "won"]
+    stage_cols = ", ".join(
+        f"count(*) FILTER (WHERE d.status = 'open' AND d.stage = :st{i}) AS open_{i}"
+        for i in range(len(open_stages))
+    )
+    params = {"b": branches, "start": start, "end": end}
+    params.update({f"st{i}": s for i, s in enumerate(open_stages)})
+    closed = "d.closed_day BETWEEN :start AND :end"
+    sql = (
+        f"SELECT {_NODE_KEYS[by]} AS node, "
+        "count(*) FILTER (WHERE d.opened_day BETWEEN :start AND :end) AS opened, "
+        f"count(*) FILTER (WHERE d.status = 'won' AND {closed}) AS won, "
+        f"count(*) FILTER (WHERE d.status = 'lost' AND {closed}) AS lost, "
+        f"coalesce(sum(d.amount) FILTER (WHERE d.status = 'won' AND {closed}), 0) "
+        f"AS won_amount, {stage_cols} "
+        "FROM deals d JOIN org_units b ON b.id = d.branch_id "
+        "LEFT JOIN org_units r ON r.id = b.parent_id LEFT JOIN reps p ON p.id = d.rep_id "
+        "WHERE d.branch_id = ANY(:b) GROUP BY 1 ORDER BY 1"
+    )
+    rows = db.session.execute(text(sql), params).mappings().all()
+    return {
+        "unit": {"code": unit.code, "name": unit.name, "kind": unit.kind},
+        "period": {"from": start.isoformat(), "to": end.isoformat()},
+        "by": by,
+        "rows": [
+            {
+                "node": row["node"],
+                "deals_opened": row["opened"],
+                "open_by_stage": {s: row[f"open_{i}"] for i, s in enumerate(open_stages)},
+                "won": row["won"],
+                "lost": row["lost"],
+                "win_rate": win_rate(row["won"], row["lost"]),
+                "won_amount": float(row["won_amount"]),
+            }
+            for row in rows
+        ],
+    }

@@ -150,6 +150,7 @@ def _decide(c: Call):
 # Route -> the check of every caller against it.
 ROUTES = {
     ("/api/v1/funnel", "GET"): _unit_get("/api/v1/funnel", {"user", "agent"}),
+    ("/api/v1/metrics", "GET"): _unit_get("/api/v1/metrics", {"user", "agent"}),
     ("/api/v1/violations", "GET"): _unit_get("/api/v1/violations", {"user", "agent"}),
     ("/api/v1/compliance", "GET"): _unit_get("/api/v1/compliance", {"user", "agent"}),
     ("/api/v1/sync/push", "POST"): _push,

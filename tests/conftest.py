@@ -50,6 +50,12 @@ TABLES = (
     "violations",
     "approvals",
     "playbooks",
+    "lagging_flags",
+    "targets",
+    "notifications",
+    "webhook_deliveries",
+    "webhooks",
+    "digests",
 )
 
 

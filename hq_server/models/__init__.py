@@ -5,6 +5,14 @@ from hq_server.models.deals import Deal
 from hq_server.models.events import AgentStream, Event, SeqGap
 from hq_server.models.jobs import JobOutbox
 from hq_server.models.org import OrgUnit, Rep
+from hq_server.models.oversight import (
+    Digest,
+    LaggingFlag,
+    Notification,
+    Target,
+    Webhook,
+    WebhookDelivery,
+)
 from hq_server.models.playbook import Approval, PlaybookVersion, Violation
 from hq_server.models.rollups import DailyRollup
 
@@ -14,12 +22,18 @@ __all__ = [
     "ApiToken",
     "DailyRollup",
     "Deal",
+    "Digest",
     "Event",
     "JobOutbox",
+    "LaggingFlag",
+    "Notification",
     "OrgUnit",
     "PlaybookVersion",
     "Rep",
     "SeqGap",
+    "Target",
     "User",
     "Violation",
+    "Webhook",
+    "WebhookDelivery",
 ]

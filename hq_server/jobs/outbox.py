@@ -40,9 +40,10 @@ def add_job(key: str, func: str, *, again: bool = True, **kwargs) -> None:
 
 
 def schedule_periodic(now: datetime | None = None) -> None:
-    """Add this hour's timer scan to the outbox (once per hour, whoever asks)."""
+    """Add this hour's scans to the outbox (once per hour, whoever asks)."""
     now = now or datetime.now(UTC)
     add_job(f"scan_timers:{now:%Y-%m-%dT%H}", "scan_timers", again=False)
+    add_job(f"scan_lagging:{now:%Y-%m-%dT%H}", "scan_lagging", again=False)
 
 
 def mark_done(key: str) -> None:

@@ -40,5 +40,23 @@ def scan_timers(outbox_key: str | None = None) -> dict:
     return found
 
 
+def scan_lagging(outbox_key: str | None = None) -> dict:
+    """Find lagging branches, regions and reps for the last finished week."""
+    from hq_server.extensions import db
+    from hq_server.jobs.outbox import mark_done
+    from hq_server.services.lagging import scan_lagging as run_scan
+
+    with app_context():
+        found = run_scan()
+        if outbox_key:
+            mark_done(outbox_key)
+        db.session.commit()
+    return found
+
+
 # The functions the outbox may name; the relay refuses anything else.
-TASKS = {"rebuild_rollups": rebuild_rollups, "scan_timers": scan_timers}
+TASKS = {
+    "rebuild_rollups": rebuild_rollups,
+    "scan_timers": scan_timers,
+    "scan_lagging": scan_lagging,
+}

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from hq_server.extensions import db
-from hq_server.models import Approval, Violation
+from hq_server.models import Approval, LaggingFlag, Violation
 from hq_server.services.org import active_unit
 from tests.factories import ROLE_SCOPES, EventMaker, push
 
@@ -147,10 +147,41 @@ def _decide(c: Call):
             assert resp.status_code == 403
 
 
+def _get_flag(c: Call):
+    for branch, flag_id in c.seeds["flags"].items():
+        resp = c.client.get(f"/api/v1/lagging/{flag_id}", headers=c.headers)
+        if c.kind != "user":
+            assert resp.status_code == 403
+        else:
+            assert resp.status_code == (200 if visible(c.scope, branch) else 404)
+
+
+def _acknowledge_flag(c: Call):
+    for branch, flag_id in c.seeds["flags"].items():
+        resp = c.client.post(
+            f"/api/v1/lagging/{flag_id}/acknowledge", json={"note": "ok"}, headers=c.headers
+        )
+        if c.kind != "user" or c.role not in MANAGERS:
+            assert resp.status_code == 403
+        else:
+            assert resp.status_code == (200 if visible(c.scope, branch) else 404)
+
+
+def _scan(c: Call):
+    resp = c.client.post("/api/v1/lagging/scan", headers=c.headers)
+    allowed = c.kind == "user" and c.role in PUBLISHERS
+    assert resp.status_code == (200 if allowed else 403)
+
+
 # Route -> the check of every caller against it.
 ROUTES = {
     ("/api/v1/funnel", "GET"): _unit_get("/api/v1/funnel", {"user", "agent"}),
     ("/api/v1/metrics", "GET"): _unit_get("/api/v1/metrics", {"user", "agent"}),
+    ("/api/v1/lagging", "GET"): _unit_get("/api/v1/lagging", {"user"}),
+    ("/api/v1/tiers", "GET"): _unit_get("/api/v1/tiers", {"user"}),
+    ("/api/v1/lagging/<int:flag_id>", "GET"): _get_flag,
+    ("/api/v1/lagging/<int:flag_id>/acknowledge", "POST"): _acknowledge_flag,
+    ("/api/v1/lagging/scan", "POST"): _scan,
     ("/api/v1/violations", "GET"): _unit_get("/api/v1/violations", {"user", "agent"}),
     ("/api/v1/compliance", "GET"): _unit_get("/api/v1/compliance", {"user", "agent"}),
     ("/api/v1/sync/push", "POST"): _push,
@@ -173,7 +204,7 @@ CALLERS = [("user", role, scope) for role, scope in ROLE_SCOPES.items()] + [
 @pytest.fixture
 def seeds(app, company) -> dict:
     """One open violation and one pending approval in SH01 and in CD01."""
-    out = {"violations": {}, "approvals": {}}
+    out = {"violations": {}, "approvals": {}, "flags": {}}
     now = datetime.now(UTC)
     with app.app_context():
         for code in ("SH01", "CD01"):
@@ -197,9 +228,25 @@ def seeds(app, company) -> dict:
                 approver_role="region_manager",
                 status="pending",
             )
-            db.session.add_all([violation, approval])
+            flag = LaggingFlag(
+                key=f"test:{code}",
+                unit_code=code,
+                unit_kind="branch",
+                unit_path=branch.path,
+                metric="win_rate",
+                check="peers",
+                period_kind="week",
+                period_start=now.date(),
+                period_end=now.date(),
+                severity="warn",
+                reason={"en": "x", "zh": "x"},
+                details={},
+                status="open",
+            )
+            db.session.add_all([violation, approval, flag])
             db.session.flush()
             out["violations"][code], out["approvals"][code] = violation.id, approval.id
+            out["flags"][code] = flag.id
         db.session.commit()
     return out
 

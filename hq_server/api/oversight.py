@@ -1,0 +1,67 @@
+"""Oversight API: lagging flags with reasons, acknowledgements, tiers; scoped by role."""
+
+from __future__ import annotations
+
+from flask import g
+from flask_smorest import Blueprint
+from marshmallow import fields, validate
+
+from hq_server.api.auth import token_required
+from hq_server.api.errors import ApiError
+from hq_server.api.playbook import NoteSchema, PeriodArgs, _who
+from hq_server.extensions import db
+from hq_server.services import flags, lagging
+
+blp = Blueprint("oversight", __name__, url_prefix="/api/v1", description="Lagging and tiers")
+SCANNERS = {"hq_manager", "admin"}
+
+
+class FlagArgs(PeriodArgs):
+    status = fields.String(validate=validate.OneOf(["open", "acknowledged", "resolved"]))
+
+
+@blp.get("/lagging")
+@token_required("user")
+@blp.arguments(FlagArgs, location="query", as_kwargs=True)
+def list_flags(unit, from_, to, status=None):
+    """List lagging flags under a unit, each with its reason in numbers (en and zh)."""
+    return {"flags": flags.list_flags(g.principal, unit, status=status, start=from_, end=to)}
+
+
+@blp.get("/lagging/<int:flag_id>")
+@token_required("user")
+def get_flag(flag_id):
+    """Return one flag."""
+    return flags.flag_dict(flags.get_flag(g.principal, flag_id))
+
+
+@blp.post("/lagging/<int:flag_id>/acknowledge")
+@token_required("user")
+@blp.arguments(NoteSchema, as_kwargs=True)
+def acknowledge_flag(flag_id, note):
+    """Acknowledge a flag with a note (managers in scope)."""
+    try:
+        result = flags.acknowledge(g.principal, flag_id, note, _who())
+    except flags.Forbidden as exc:
+        raise ApiError(403, "forbidden", str(exc)) from exc
+    db.session.commit()
+    return result
+
+
+@blp.post("/lagging/scan")
+@token_required("user")
+def scan_now():
+    """Run the lagging scan now (HQ roles); it also runs hourly on the workers."""
+    if g.principal.role not in SCANNERS:
+        raise ApiError(403, "forbidden", "only HQ runs a scan on demand")
+    found = lagging.scan_lagging()
+    db.session.commit()
+    return {"flags": found}
+
+
+@blp.get("/tiers")
+@token_required("user")
+@blp.arguments(PeriodArgs, location="query", as_kwargs=True)
+def tiers(unit, from_, to):
+    """Rank the unit's children into top 25 % / middle 50 % / bottom 25 % per KPI."""
+    return flags.tiers(g.principal, unit, from_, to)

@@ -1,0 +1,154 @@
+"""Lagging detection on a generated company: the lagging branch is flagged, the noisy one not."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+
+from hq_server.extensions import db
+from hq_server.services.auth import add_user, issue_agent_token, issue_user_token
+from hq_server.services.lagging import Week
+from hq_server.services.org import import_org
+from tests.factories import EventMaker, push
+
+# Won / closed last week: four healthy branches near 30 %, one lagging, one small and noisy.
+BRANCHES = {
+    "N1": (30, 100),
+    "N2": (33, 100),
+    "N3": (28, 100),
+    "N4": (31, 100),
+    "LAG": (8, 100),
+    "TINY": (0, 6),
+}
+
+
+@pytest.fixture
+def company(app):
+    rows = [
+        {
+            "region_code": "NORTH",
+            "region_name": "North",
+            "branch_code": code,
+            "branch_name": f"Branch {code}",
+            "rep_code": f"{code}-1",
+            "rep_name": "Rep",
+        }
+        for code in BRANCHES
+    ]
+    with app.app_context():
+        import_org(rows, "Asia/Shanghai")
+        db.session.flush()
+        tokens = {code: issue_agent_token(code) for code in BRANCHES}
+        for role, scope in (
+            ("hq_manager", "HQ"),
+            ("branch_manager", "LAG"),
+            ("region_manager", "NORTH"),
+        ):
+            tokens[role] = issue_user_token(add_user(f"{role}-x", role, scope))
+        db.session.commit()
+    return {k: {"Authorization": f"Bearer {v}"} for k, v in tokens.items()}
+
+
+def _close_deals(client, headers, code, won, total, day):
+    maker = EventMaker(f"{code}-1", start=datetime.combine(day, time(2), UTC))
+    events = []
+    for i in range(total):
+        deal = str(uuid.uuid4())
+        events += [
+            maker.deal_opened(deal),
+            maker.make(
+                "deal.won" if i < won else "deal.lost",
+                {"loss_reason": "price"} if i >= won else {},
+                deal=deal,
+            ),
+        ]
+    for start in range(0, len(events), 500):
+        resp = push(client, headers, events[start : start + 500])
+        assert resp.get_json()["counts"]["rejected"] == 0
+
+
+def _week():
+    return Week.finished_before(datetime.now(UTC).date())
+
+
+def test_the_lagging_branch_is_flagged_with_its_reason_and_the_noisy_one_is_not(client, company):
+    week = _week()
+    for code, (won, total) in BRANCHES.items():
+        _close_deals(client, company[code], code, won, total, week.start)
+    scan = client.post("/api/v1/lagging/scan", headers=company["hq_manager"])
+    assert scan.status_code == 200
+    flags = client.get(
+        f"/api/v1/lagging?unit=NORTH&from={week.start}&to={week.end}",
+        headers=company["region_manager"],
+    ).get_json()["flags"]
+    win = {f["unit"]: f for f in flags if f["metric"] == "win_rate"}
+    assert set(win) == {"LAG"}
+    flag = win["LAG"]
+    assert flag["severity"] in ("warn", "alert") and flag["z"] < -2
+    assert flag["n"] == 100 and flag["value"] == pytest.approx(0.08)
+    assert "8%" in flag["reason"]["en"] and "100" in flag["reason"]["en"]
+    assert "8%" in flag["reason"]["zh"]
+    assert flag["peer_value"] == pytest.approx(130 / 500)  # too small to count: TINY
+
+
+def test_a_flag_is_acknowledged_then_resolved_when_the_branch_is_back_inside_limits(
+    app, client, company
+):
+    week = _week()
+    for code, (won, total) in BRANCHES.items():
+        _close_deals(client, company[code], code, won, total, week.start)
+    client.post("/api/v1/lagging/scan", headers=company["hq_manager"])
+    query = f"/api/v1/lagging?unit=LAG&from={week.start}&to={week.end}"
+    (flag,) = [
+        f
+        for f in client.get(query, headers=company["branch_manager"]).get_json()["flags"]
+        if f["metric"] == "win_rate"
+    ]
+    ack = client.post(
+        f"/api/v1/lagging/{flag['id']}/acknowledge",
+        json={"note": "two reps on leave"},
+        headers=company["branch_manager"],
+    )
+    assert ack.get_json()["status"] == "acknowledged"
+    # Late pushes for that week bring the branch up to its peers.
+    _close_deals(client, company["LAG"], "LAG", 40, 40, week.start + timedelta(days=1))
+    client.post("/api/v1/lagging/scan", headers=company["hq_manager"])
+    again = client.get(f"/api/v1/lagging/{flag['id']}", headers=company["branch_manager"])
+    assert again.get_json()["status"] == "resolved"
+    assert again.get_json()["note"] == "two reps on leave"  # the history is kept
+
+
+def test_rescanning_does_not_duplicate_flags(client, company):
+    week = _week()
+    for code, (won, total) in BRANCHES.items():
+        _close_deals(client, company[code], code, won, total, week.start)
+    for _ in range(2):
+        client.post("/api/v1/lagging/scan", headers=company["hq_manager"])
+    flags = client.get(
+        f"/api/v1/lagging?unit=HQ&from={week.start}&to={week.end}", headers=company["hq_manager"]
+    ).get_json()["flags"]
+    keys = [(f["check"], f["metric"], f["unit"]) for f in flags]
+    assert len(keys) == len(set(keys)) and ("peers", "win_rate", "LAG") in keys
+
+
+def test_only_hq_runs_a_scan_and_tiers_rank_the_children(client, company):
+    assert client.post("/api/v1/lagging/scan", headers=company["region_manager"]).status_code == 403
+    week = _week()
+    for code, (won, total) in BRANCHES.items():
+        _close_deals(client, company[code], code, won, total, week.start)
+    body = client.get(
+        f"/api/v1/tiers?unit=NORTH&from={week.start}&to={week.end}",
+        headers=company["region_manager"],
+    ).get_json()
+    assert body["level"] == "branch"
+    # Six branches: a quarter is 1.5, so one branch at each end (mid-rank percentiles).
+    assert body["tiers"]["win_rate"] == {
+        "N2": "top",
+        "N4": "middle",
+        "N1": "middle",
+        "N3": "middle",
+        "LAG": "middle",
+        "TINY": "bottom",
+    }

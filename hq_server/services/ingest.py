@@ -17,6 +17,7 @@ import orjson
 from sqlalchemy import text
 
 from hq_server.extensions import db
+from hq_server.jobs.outbox import add_job
 from hq_server.metrics import projection, rollups, seqgaps
 from hq_server.models import OrgUnit
 from hq_server.services import rules
@@ -25,6 +26,8 @@ from hq_server.services.rows import to_json
 from shared import protocol
 from shared.events import content_hash, load_event
 from shared.stages import STAGES_BY_NAME
+
+LARGE_PUSH = 500  # accepted events that trigger a lagging scan after the push
 
 
 class PushConflict(RuntimeError):
@@ -96,6 +99,9 @@ def push_batch(
         _add_verdicts(results, accepted, judgement)
     if accepted and not dry_run:
         _store(conn, branch, agent_id, accepted, now, judgement)
+    if len(accepted) >= LARGE_PUSH and not dry_run:
+        # A big backlog changes the picture: look for lagging units again soon.
+        add_job(f"scan_lagging:push:{now:%Y-%m-%dT%H:%M}", "scan_lagging", again=False)
     if not dry_run:
         _track_stream(
             conn, branch, agent_id, agent_version, _arrived_seqs(raw_events), len(accepted), now

@@ -123,6 +123,7 @@ def scan_lagging(now: datetime | None = None) -> dict[str, int]:
                     else None,
                 )
     rows += _rep_visits(week, by_code, healthy)
+    rows += _trends(week, by_code, healthy)
     rows += _silence_and_gaps(now, week, units)
     _upsert(rows)
     _resolve(healthy, week)
@@ -267,6 +268,47 @@ def _rep_visits(week: Week, by_code: dict, healthy: list) -> list[dict]:
                     details={"minimum": minimum, "below_minimum": flag.below_minimum},
                 )
             )
+    return rows
+
+
+def _trends(week: Week, by_code: dict, healthy: list) -> list[dict]:
+    """Branches below their own 8-week median of visits for 3 weeks running."""
+    first = week.start - timedelta(weeks=10)
+    weekly: dict[str, dict[date, float]] = defaultdict(dict)
+    for code, monday, visits in db.session.execute(
+        text(
+            "SELECT b.code, date_trunc('week', r.day)::date, sum(r.value) FROM daily_rollups r "
+            "JOIN org_units b ON b.id = r.branch_id WHERE r.metric = 'visits' "
+            "AND r.day BETWEEN :s AND :e GROUP BY 1, 2"
+        ),
+        {"s": first, "e": week.end},
+    ):
+        weekly[code][monday] = float(visits)
+    mondays = [first + timedelta(weeks=i) for i in range(11)]
+    rows = []
+    for code, by_week in weekly.items():
+        unit = by_code.get(code)
+        if unit is None or unit.kind != "branch":
+            continue
+        trend = maths.trend_run([by_week.get(m, 0.0) for m in mondays])
+        if not trend.flagged:
+            if trend.baseline is not None:
+                healthy.append(("trend", "visits", code))
+            continue
+        rows.append(
+            _row(
+                "trend",
+                "visits",
+                unit,
+                None,
+                week,
+                "warn",
+                maths.trend_reason(trend, ("visits", "拜访次数")),
+                value=by_week.get(mondays[-1], 0.0),
+                peer=trend.baseline,
+                details={"run_length": trend.run_length},
+            )
+        )
     return rows
 
 

@@ -152,3 +152,35 @@ def test_only_hq_runs_a_scan_and_tiers_rank_the_children(client, company):
         "LAG": "middle",
         "TINY": "bottom",
     }
+
+
+def test_a_branch_below_its_own_median_for_three_weeks_is_flagged(client, company):
+    week = _week()
+    maker = EventMaker("N1-1")
+    events = []
+    for weeks_back in range(10, -1, -1):
+        monday = week.start - timedelta(weeks=weeks_back)
+        per_week = 20 if weeks_back >= 3 else 5
+        events += [
+            maker.make(
+                "visit.logged",
+                {"decision_maker_met": True},
+                at=datetime.combine(monday, time(3), UTC) + timedelta(hours=i),
+            )
+            for i in range(per_week)
+        ]
+    push(client, company["N1"], events)
+    client.post("/api/v1/lagging/scan", headers=company["hq_manager"])
+    flags = client.get(
+        f"/api/v1/lagging?unit=N1&from={week.start}&to={week.end}", headers=company["hq_manager"]
+    ).get_json()["flags"]
+    (trend,) = [f for f in flags if f["check"] == "trend"]
+    assert trend["peer_value"] == 20 and trend["value"] == 5
+    assert trend["details"]["run_length"] >= 3
+
+
+def test_a_large_push_queues_a_lagging_scan(app, client, company):
+    _close_deals(client, company["N1"], "N1", 100, 250, _week().start)  # 500 events, one push
+    with app.app_context():
+        keys = db.session.execute(db.text("SELECT key FROM job_outbox")).scalars().all()
+    assert any(k.startswith("scan_lagging:push:") for k in keys)

@@ -8,6 +8,7 @@ from marshmallow import fields, validate
 
 from hq_server.api.auth import token_required
 from hq_server.api.errors import ApiError
+from hq_server.api.export import csv_response
 from hq_server.api.playbook import NoteSchema, PeriodArgs, _who
 from hq_server.extensions import db
 from hq_server.services import flags, lagging
@@ -23,9 +24,12 @@ class FlagArgs(PeriodArgs):
 @blp.get("/lagging")
 @token_required("user")
 @blp.arguments(FlagArgs, location="query", as_kwargs=True)
-def list_flags(unit, from_, to, status=None):
-    """List lagging flags under a unit, each with its reason in numbers (en and zh)."""
-    return {"flags": flags.list_flags(g.principal, unit, status=status, start=from_, end=to)}
+def list_flags(unit, from_, to, status=None, format_=None):
+    """List lagging flags under a unit, each with its reason in numbers (``format=csv``)."""
+    rows = flags.list_flags(g.principal, unit, status=status, start=from_, end=to)
+    if format_ == "csv":
+        return csv_response(rows, f"lagging-{unit}-{from_}-{to}")
+    return {"flags": rows}
 
 
 @blp.get("/lagging/<int:flag_id>")
@@ -62,6 +66,13 @@ def scan_now():
 @blp.get("/tiers")
 @token_required("user")
 @blp.arguments(PeriodArgs, location="query", as_kwargs=True)
-def tiers(unit, from_, to):
+def tiers(unit, from_, to, format_=None):
     """Rank the unit's children into top 25 % / middle 50 % / bottom 25 % per KPI."""
-    return flags.tiers(g.principal, unit, from_, to)
+    result = flags.tiers(g.principal, unit, from_, to)
+    if format_ == "csv":
+        rows = [
+            {"node": node, **{kpi: result["tiers"][kpi].get(node) for kpi in result["tiers"]}}
+            for node in sorted({n for t in result["tiers"].values() for n in t})
+        ]
+        return csv_response(rows, f"tiers-{unit}-{from_}-{to}")
+    return result

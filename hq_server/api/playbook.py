@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from hq_server.api.auth import token_required
 from hq_server.api.errors import ApiError
+from hq_server.api.export import csv_response
 from hq_server.extensions import db
 from hq_server.models import User
 from hq_server.services import playbooks, violations
@@ -26,6 +27,7 @@ def _who() -> str:
 
 class PeriodArgs(Schema):
     unit = fields.String(required=True)
+    format_ = fields.String(data_key="format", validate=validate.OneOf(["json", "csv"]))
     from_ = fields.Date(data_key="from")
     to = fields.Date()
 
@@ -148,8 +150,13 @@ def publish_playbook():
 @blp.get("/violations")
 @token_required("user", "agent")
 @blp.arguments(ViolationArgs, location="query", as_kwargs=True)
-def list_violations(unit, from_, to, rule=None, status=None):
-    """List violations under a unit (filters: rule, status, period)."""
+def list_violations(unit, from_, to, rule=None, status=None, format_=None):
+    """List violations under a unit (filters: rule, status, period; ``format=csv``)."""
+    if format_ == "csv":
+        rows = violations.list_violations(
+            g.principal, unit, rule=rule, status=status, start=from_, end=to
+        )
+        return csv_response(rows, f"violations-{unit}-{from_}-{to}")
     return {
         "violations": violations.list_violations(
             g.principal, unit, rule=rule, status=status, start=from_, end=to
@@ -173,8 +180,11 @@ def acknowledge_violation(violation_id, note):
 @blp.get("/compliance")
 @token_required("user", "agent")
 @blp.arguments(PeriodArgs, location="query", as_kwargs=True)
-def compliance(unit, from_, to):
+def compliance(unit, from_, to, format_=None):
     """Per rule: events checked, in violation, and the compliance rate, under a unit."""
+    if format_ == "csv":
+        rows = violations.compliance(g.principal, unit, from_, to)
+        return csv_response(rows, f"compliance-{unit}-{from_}-{to}")
     return {
         "unit": unit,
         "from": from_.isoformat(),

@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from hq_server.api.auth import token_required
+from hq_server.api.export import csv_response
 from hq_server.services import reports
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Reports")
@@ -17,6 +18,7 @@ MAX_PERIOD_DAYS = 3660
 
 class FunnelArgsSchema(Schema):
     unit = fields.String(required=True, metadata={"description": "org unit code, e.g. EAST"})
+    format_ = fields.String(data_key="format", validate=validate.OneOf(["json", "csv"]))
     from_ = fields.Date(data_key="from", metadata={"description": "first day (default: to − 29)"})
     to = fields.Date(metadata={"description": "last day, inclusive (default: today)"})
 
@@ -54,9 +56,11 @@ class FunnelSchema(Schema):
 @token_required("user", "agent")
 @blp.arguments(FunnelArgsSchema, location="query", as_kwargs=True)
 @blp.response(200, FunnelSchema)
-def funnel(unit, from_, to):
+def funnel(unit, from_, to, format_=None):
     """Return the cohort funnel, win rate and activity of a unit's subtree."""
     result = reports.funnel(g.principal, unit, from_, to)
+    if format_ == "csv":
+        return csv_response(result["cohort"]["stages"], f"funnel-{unit}-{from_}-{to}")
     result["period"] = {
         "from": result["period"]["from"].isoformat(),
         "to": result["period"]["to"].isoformat(),
@@ -75,6 +79,9 @@ class MetricsArgsSchema(FunnelArgsSchema):
 @blp.get("/metrics")
 @token_required("user", "agent")
 @blp.arguments(MetricsArgsSchema, location="query", as_kwargs=True)
-def metrics(unit, from_, to, by):
-    """Return deals opened, open by stage, won, lost, win rate and won revenue per node."""
-    return reports.metrics_by(g.principal, unit, from_, to, by)
+def metrics(unit, from_, to, by, format_=None):
+    """Return KPIs per region, branch or rep under a unit (``format=csv`` for a download)."""
+    result = reports.metrics_by(g.principal, unit, from_, to, by)
+    if format_ == "csv":
+        return csv_response(result["rows"], f"metrics-{unit}-{by}-{from_}-{to}")
+    return result

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import text
 
 from hq_server.extensions import db
+from hq_server.metrics import kpis
 from hq_server.metrics.funnel import funnel_steps, win_rate
 from hq_server.services.scope import Principal, branch_ids_under, resolve_unit
 from shared.stages import FUNNEL
@@ -72,50 +73,148 @@ def funnel(principal: Principal, unit_code: str, start: date, end: date) -> dict
 
 
 _NODE_KEYS = {"rep": "p.code", "branch": "b.code", "region": "r.code"}
+_ROLLUP_NODE = {"rep": "p.code", "branch": "b.code", "region": "r.code"}
+_NODE_JOINS = (
+    "JOIN org_units b ON b.id = {t}.branch_id LEFT JOIN org_units r ON r.id = b.parent_id "
+    "LEFT JOIN reps p ON p.id = {t}.rep_id"
+)
+ACTIVITY_METRICS = (
+    "visits",
+    "visits_decision_maker",
+    "calls",
+    "calls_connected",
+    "calls_decision_maker",
+    "calls_presented",
+    "quotes",
+    "deals_won",
+    "payments_failed",
+)
 
 
-def metrics_by(principal: Principal, unit_code: str, start: date, end: date, by: str) -> dict:
-    """Return deal figures per region, branch or rep under a unit for a period.
-
-    Open deals are counted by their current stage; won and lost deals by the
-    day they closed; won revenue is the sum of won amounts (in deal currency).
-    """
-    unit = resolve_unit(principal, unit_code)
-    branches = branch_ids_under(principal, unit_code)
+def _deal_rows(by: str, params: dict) -> dict[str, dict]:
     open_stages = [s for s in FUNNEL if s != "won"]
     stage_cols = ", ".join(
         f"count(*) FILTER (WHERE d.status = 'open' AND d.stage = :st{i}) AS open_{i}"
         for i in range(len(open_stages))
     )
-    params = {"b": branches, "start": start, "end": end}
-    params.update({f"st{i}": s for i, s in enumerate(open_stages)})
+    params = {**params, **{f"st{i}": s for i, s in enumerate(open_stages)}}
     closed = "d.closed_day BETWEEN :start AND :end"
+    won = f"d.status = 'won' AND {closed}"
     sql = (
         f"SELECT {_NODE_KEYS[by]} AS node, "
         "count(*) FILTER (WHERE d.opened_day BETWEEN :start AND :end) AS opened, "
-        f"count(*) FILTER (WHERE d.status = 'won' AND {closed}) AS won, "
+        f"count(*) FILTER (WHERE {won}) AS won, "
         f"count(*) FILTER (WHERE d.status = 'lost' AND {closed}) AS lost, "
-        f"coalesce(sum(d.amount) FILTER (WHERE d.status = 'won' AND {closed}), 0) "
-        f"AS won_amount, {stage_cols} "
-        "FROM deals d JOIN org_units b ON b.id = d.branch_id "
-        "LEFT JOIN org_units r ON r.id = b.parent_id LEFT JOIN reps p ON p.id = d.rep_id "
-        "WHERE d.branch_id = ANY(:b) GROUP BY 1 ORDER BY 1"
+        f"coalesce(sum(d.amount) FILTER (WHERE {won}), 0) AS won_amount, "
+        f"avg(extract(epoch FROM d.closed_at - d.opened_at) / 86400) FILTER (WHERE {won}) "
+        "AS cycle_avg, percentile_cont(0.5) WITHIN GROUP (ORDER BY "
+        "extract(epoch FROM d.closed_at - d.opened_at) / 86400) FILTER (WHERE "
+        f"{won}) AS cycle_median, count(*) FILTER (WHERE d.status = 'open' "
+        f"AND d.reached_at ? 'visit') AS open_qualified, {stage_cols} "
+        f"FROM deals d {_NODE_JOINS.format(t='d')} "
+        "WHERE d.branch_id = ANY(:b) GROUP BY 1"
     )
-    rows = db.session.execute(text(sql), params).mappings().all()
+    out = {}
+    for row in db.session.execute(text(sql), params).mappings():
+        entry = dict(row)
+        entry["open_by_stage"] = {s: row[f"open_{i}"] for i, s in enumerate(open_stages)}
+        out[row["node"]] = entry
+    return out
+
+
+def _activity(by: str, params: dict) -> dict[str, dict[str, float]]:
+    sql = (
+        f"SELECT {_ROLLUP_NODE[by]} AS node, x.metric, sum(x.value) "
+        f"FROM daily_rollups x {_NODE_JOINS.format(t='x')} "
+        "WHERE x.branch_id = ANY(:b) AND x.day BETWEEN :start AND :end "
+        "AND x.metric = ANY(:m) GROUP BY 1, 2"
+    )
+    out: dict[str, dict[str, float]] = {}
+    for node, metric, value in db.session.execute(
+        text(sql), {**params, "m": list(ACTIVITY_METRICS)}
+    ):
+        out.setdefault(node, {})[metric] = float(value)
+    return out
+
+
+def _reps(by: str, branches: list[int]) -> dict[str, int]:
+    key = {"rep": "p.code", "branch": "b.code", "region": "r.code"}[by]
+    sql = (
+        f"SELECT {key}, count(*) FROM reps p JOIN org_units b ON b.id = p.branch_id "
+        "LEFT JOIN org_units r ON r.id = b.parent_id WHERE p.active "
+        "AND p.branch_id = ANY(:b) GROUP BY 1"
+    )
+    return dict(db.session.execute(text(sql), {"b": branches}).all())
+
+
+def _node_figures(by: str, branches: list[int], start: date, end: date) -> dict[str, dict]:
+    params = {"b": branches, "start": start, "end": end}
+    deals, activity, reps = _deal_rows(by, params), _activity(by, params), _reps(by, branches)
+    out = {}
+    for node in sorted(set(deals) | set(activity), key=str):
+        d = deals.get(node, {})
+        won, lost = d.get("won", 0), d.get("lost", 0)
+        rate = win_rate(won, lost)
+        won_amount = float(d.get("won_amount") or 0)
+        cycle = d.get("cycle_avg")
+        acts = activity.get(node, {})
+        out[node] = {
+            "node": node,
+            "deals_opened": d.get("opened", 0),
+            "open_by_stage": d.get("open_by_stage", {}),
+            "won": won,
+            "lost": lost,
+            "win_rate": rate,
+            "won_amount": won_amount,
+            "cycle_days": {
+                "mean": float(cycle) if cycle is not None else None,
+                "median": float(d["cycle_median"]) if d.get("cycle_median") is not None else None,
+            },
+            "velocity_per_day": kpis.velocity(
+                d.get("open_qualified", 0),
+                rate,
+                won_amount / won if won else None,
+                float(cycle) if cycle else None,
+            ),
+            "activity": acts,
+            "active_reps": reps.get(node, 1 if by == "rep" else 0),
+            "kpis": kpis.telemarketing(
+                acts,
+                won=won,
+                quotes=acts.get("quotes", 0),
+                reps=reps.get(node, 1 if by == "rep" else 0),
+                won_amount=won_amount,
+            ),
+        }
+    return out
+
+
+def metrics_by(principal: Principal, unit_code: str, start: date, end: date, by: str) -> dict:
+    """Return KPIs per region, branch or rep under a unit, with the previous period's deltas.
+
+    Open deals are counted by their current stage; won and lost deals by the
+    day they closed; won revenue is the sum of won amounts (in deal currency);
+    activity comes from the daily rollups. The previous period is the same
+    number of days just before ``start``.
+    """
+    unit = resolve_unit(principal, unit_code)
+    branches = branch_ids_under(principal, unit_code)
+    current = _node_figures(by, branches, start, end)
+    days = (end - start).days + 1
+    before = _node_figures(by, branches, start - timedelta(days=days), start - timedelta(days=1))
+    for node, row in current.items():
+        prev = before.get(node, {})
+        row["change"] = {
+            k: kpis.delta(row[k], prev.get(k))
+            for k in ("won", "won_amount", "win_rate", "deals_opened")
+        }
     return {
         "unit": {"code": unit.code, "name": unit.name, "kind": unit.kind},
         "period": {"from": start.isoformat(), "to": end.isoformat()},
+        "previous_period": {
+            "from": (start - timedelta(days=days)).isoformat(),
+            "to": (start - timedelta(days=1)).isoformat(),
+        },
         "by": by,
-        "rows": [
-            {
-                "node": row["node"],
-                "deals_opened": row["opened"],
-                "open_by_stage": {s: row[f"open_{i}"] for i, s in enumerate(open_stages)},
-                "won": row["won"],
-                "lost": row["lost"],
-                "win_rate": win_rate(row["won"], row["lost"]),
-                "won_amount": float(row["won_amount"]),
-            }
-            for row in rows
-        ],
+        "rows": list(current.values()),
     }

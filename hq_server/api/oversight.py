@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import g
 from flask_smorest import Blueprint
-from marshmallow import fields, validate
+from marshmallow import Schema, fields, validate
 
 from hq_server.api.auth import token_required
 from hq_server.api.errors import ApiError
 from hq_server.api.export import csv_response
 from hq_server.api.playbook import NoteSchema, PeriodArgs, _who
 from hq_server.extensions import db
-from hq_server.services import flags, lagging
+from hq_server.services import flags, lagging, targets
 
 blp = Blueprint("oversight", __name__, url_prefix="/api/v1", description="Lagging and tiers")
 SCANNERS = {"hq_manager", "admin"}
@@ -75,4 +77,42 @@ def tiers(unit, from_, to, format_=None):
             for node in sorted({n for t in result["tiers"].values() for n in t})
         ]
         return csv_response(rows, f"tiers-{unit}-{from_}-{to}")
+    return result
+
+
+class TargetSchema(Schema):
+    unit = fields.String(required=True)
+    metric = fields.String(required=True, validate=validate.OneOf(targets.METRICS))
+    period = fields.String(required=True, validate=validate.OneOf(["year", "quarter", "month"]))
+    start = fields.Date(required=True, metadata={"description": "first day of the period"})
+    value = fields.Float(required=True, validate=validate.Range(min=0))
+    distribution = fields.List(
+        fields.Float(validate=validate.Range(min=0)),
+        metadata={"description": "percent per month, sums to 100"},
+    )
+
+
+@blp.post("/targets")
+@token_required("user")
+@blp.arguments(TargetSchema, as_kwargs=True)
+def set_target(unit, metric, period, start, value, distribution=None):
+    """Set a unit's target for a year, quarter or month, phased by month (HQ roles)."""
+    if g.principal.role not in SCANNERS:
+        raise ApiError(403, "forbidden", "only HQ sets targets")
+    try:
+        result = targets.set_target(unit, metric, period, start, value, distribution, _who())
+    except targets.TargetError as exc:
+        raise ApiError(422, "invalid", str(exc)) from exc
+    db.session.commit()
+    return result, 201
+
+
+@blp.get("/targets")
+@token_required("user")
+@blp.arguments(PeriodArgs, location="query", as_kwargs=True)
+def target_report(unit, from_, to, format_=None):
+    """Return the unit's targets for the window: phased target, achieved, attainment, run rate."""
+    result = targets.report(g.principal, unit, from_, to, date.today())
+    if format_ == "csv":
+        return csv_response(result["targets"], f"targets-{unit}-{from_}-{to}")
     return result

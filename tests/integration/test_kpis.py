@@ -99,3 +99,41 @@ def test_tables_download_as_csv(client, company):
     lines = funnel.get_data(as_text=True).lstrip("\ufeff").splitlines()
     assert lines[0] == "stage,reached,next_stage,conversion_to_next"
     assert lines[1].startswith("lead,3,visit,")
+
+
+def test_targets_are_phased_and_attained(client, company):
+    _story(client, company)
+    hq = company.user("hq_manager")
+    resp = client.post(
+        "/api/v1/targets",
+        json={
+            "unit": "SH01",
+            "metric": "won_amount",
+            "period": "quarter",
+            "start": "2026-10-01",
+            "value": 9000,
+            "distribution": [20, 50, 30],
+        },
+        headers=hq,
+    )
+    assert resp.status_code == 201
+    bad = client.post(
+        "/api/v1/targets",
+        json={
+            "unit": "SH01",
+            "metric": "won_amount",
+            "period": "quarter",
+            "start": "2026-10-01",
+            "value": 9000,
+            "distribution": [50, 60, 30],
+        },
+        headers=hq,
+    )
+    assert bad.status_code == 422
+    body = client.get(
+        "/api/v1/targets?unit=SH01&from=2026-11-01&to=2026-11-30",
+        headers=company.user("branch_manager"),
+    ).get_json()
+    (row,) = body["targets"]
+    assert row["target"] == pytest.approx(4500)  # 50 % of 9000 falls in November
+    assert row["achieved"] == 1000 and row["attainment"] == pytest.approx(1000 / 4500)

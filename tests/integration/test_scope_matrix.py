@@ -173,6 +173,22 @@ def _scan(c: Call):
     assert resp.status_code == (200 if allowed else 403)
 
 
+def _set_target(c: Call):
+    resp = c.client.post(
+        "/api/v1/targets",
+        json={
+            "unit": "SH01",
+            "metric": "visits",
+            "period": "month",
+            "start": "2026-11-01",
+            "value": 40,
+        },
+        headers=c.headers,
+    )
+    allowed = c.kind == "user" and c.role in PUBLISHERS
+    assert resp.status_code == (201 if allowed else 403)
+
+
 # Route -> the check of every caller against it.
 ROUTES = {
     ("/api/v1/funnel", "GET"): _unit_get("/api/v1/funnel", {"user", "agent"}),
@@ -182,6 +198,8 @@ ROUTES = {
     ("/api/v1/lagging/<int:flag_id>", "GET"): _get_flag,
     ("/api/v1/lagging/<int:flag_id>/acknowledge", "POST"): _acknowledge_flag,
     ("/api/v1/lagging/scan", "POST"): _scan,
+    ("/api/v1/targets", "GET"): _unit_get("/api/v1/targets", {"user"}),
+    ("/api/v1/targets", "POST"): _set_target,
     ("/api/v1/violations", "GET"): _unit_get("/api/v1/violations", {"user", "agent"}),
     ("/api/v1/compliance", "GET"): _unit_get("/api/v1/compliance", {"user", "agent"}),
     ("/api/v1/sync/push", "POST"): _push,

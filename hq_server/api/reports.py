@@ -42,6 +42,7 @@ class StageSchema(Schema):
 class FunnelSchema(Schema):
     unit = fields.Dict()
     period = fields.Dict()
+    flow = fields.Dict(metadata={"description": "period conversion; mixes cohorts"})
     cohort = fields.Dict(
         metadata={
             "description": "deals opened in the period and the "

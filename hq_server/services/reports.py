@@ -63,13 +63,59 @@ def funnel(principal: Principal, unit_code: str, start: date, end: date) -> dict
         ).all()
     )
     won, lost = closed.get("won", 0), closed.get("lost", 0)
+    steps = funnel_steps(list(FUNNEL), reached)
+    for step, days in zip(steps, _days_to_next(conn, params), strict=True):
+        step["median_days_to_next"] = days
     return {
         "unit": {"code": unit.code, "name": unit.name, "kind": unit.kind},
         "period": {"from": start, "to": end},
-        "cohort": {"deals_opened": cohort.opened, "stages": funnel_steps(list(FUNNEL), reached)},
+        "cohort": {
+            "label": "cohort: deals opened in the period, stages they ever reached",
+            "deals_opened": cohort.opened,
+            "stages": steps,
+        },
+        "flow": {
+            "label": "period (flow): deals entering each stage in the period; mixes cohorts",
+            "stages": funnel_steps(list(FUNNEL), _entered(conn, params, unit.timezone)),
+        },
         "closed": {"won": won, "lost": lost, "win_rate": win_rate(won, lost)},
         "activity": {m: float(activity.get(m, 0)) for m in _ACTIVITY},
     }
+
+
+def _days_to_next(conn, params: dict) -> list[float | None]:
+    """Median days from reaching each stage to reaching the next (time in stage), per cohort."""
+    cols = ", ".join(
+        "percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM "
+        f"(reached_at->>:s{i + 1})::timestamptz - (reached_at->>:s{i})::timestamptz) / 86400)"
+        f" FILTER (WHERE reached_at ? :s{i + 1})"
+        for i in range(len(FUNNEL) - 1)
+    )
+    row = conn.execute(
+        text(
+            f"SELECT {cols} FROM deals WHERE branch_id = ANY(:b) "
+            "AND opened_day BETWEEN :start AND :end"
+        ),
+        params,
+    ).one()
+    return [None if v is None else round(float(v), 2) for v in row] + [None]
+
+
+def _entered(conn, params: dict, tz: str) -> dict[str, int]:
+    """Count deals that entered each stage during the period (local days of the unit)."""
+    cols = ", ".join(
+        f"count(*) FILTER (WHERE ((reached_at->>:s{i})::timestamptz AT TIME ZONE :tz)::date "
+        f"BETWEEN :start AND :end) AS e{i}"
+        for i in range(len(FUNNEL))
+    )
+    row = conn.execute(
+        text(
+            f"SELECT {cols} FROM deals WHERE branch_id = ANY(:b) "
+            "AND last_activity_at >= CAST(:start AS date) - 1"
+        ),
+        {**params, "tz": tz},
+    ).one()
+    return {s: row[i] for i, s in enumerate(FUNNEL)}
 
 
 _NODE_KEYS = {"rep": "p.code", "branch": "b.code", "region": "r.code"}

@@ -96,3 +96,17 @@ def test_bad_query_arguments_get_field_errors(client, company, query, field):
     assert resp.status_code == 422
     assert resp.get_json()["code"] == "invalid"
     assert field in resp.get_json()["errors"]
+
+
+def test_the_flow_funnel_counts_entries_in_the_period_and_time_to_next(client, company):
+    _story(client, company)
+    body = _funnel(client, company.user("hq_manager"), "HQ").get_json()
+    flow = {s["stage"]: s["reached"] for s in body["flow"]["stages"]}
+    assert flow == {"lead": 5, "visit": 3, "quote": 2, "won": 2}
+    assert "mixes cohorts" in body["flow"]["label"]
+    lead = body["cohort"]["stages"][0]
+    assert lead["median_days_to_next"] is not None and lead["median_days_to_next"] >= 0
+    nothing = _funnel(
+        client, company.user("hq_manager"), "HQ", "from=2026-12-01&to=2026-12-31"
+    ).get_json()
+    assert all(s["reached"] == 0 for s in nothing["flow"]["stages"])

@@ -166,6 +166,7 @@ def user() -> None:
 @click.option("--scope", "scope_code", required=True, help="org unit code, e.g. HQ or EAST")
 @click.option("--name", "display_name", default="")
 @click.option("--password", default=None, help="for web login (prompted if '-')")
+@click.option("--email", default=None, help="where notifications are e-mailed (SMTP_URL)")
 @click.option(
     "--token/--no-token",
     default=True,
@@ -180,6 +181,7 @@ def user_add(
     scope_code: str,
     display_name: str,
     password: str | None,
+    email: str | None,
     token: bool,
 ) -> None:
     """Create user USERNAME with a role and a scope."""
@@ -190,7 +192,7 @@ def user_add(
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
     with ctx.app.app_context():
         try:
-            account = add_user(username, role, scope_code, display_name, password)
+            account = add_user(username, role, scope_code, display_name, password, email)
             secret = issue_user_token(account) if token else None
         except AuthError as exc:
             raise click.ClickException(str(exc)) from exc

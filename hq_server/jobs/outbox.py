@@ -44,6 +44,11 @@ def schedule_periodic(now: datetime | None = None) -> None:
     now = now or datetime.now(UTC)
     add_job(f"scan_timers:{now:%Y-%m-%dT%H}", "scan_timers", again=False)
     add_job(f"scan_lagging:{now:%Y-%m-%dT%H}", "scan_lagging", again=False)
+    add_job(f"build_digests:{now:%Y-%m-%dT%H}", "build_digests", again=False)
+    # Outbound messages go out every few minutes.
+    slot = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0)
+    add_job(f"deliver_webhooks:{slot:%Y-%m-%dT%H:%M}", "deliver_webhooks", again=False)
+    add_job(f"send_email:{slot:%Y-%m-%dT%H:%M}", "send_email", again=False)
 
 
 def mark_done(key: str) -> None:

@@ -60,3 +60,8 @@ TASKS = {
     "scan_timers": scan_timers,
     "scan_lagging": scan_lagging,
 }
+
+# Notifications, webhooks and digests live in their own module.
+from hq_server.jobs.notify_tasks import NOTIFY_TASKS  # noqa: E402
+
+TASKS.update(NOTIFY_TASKS)

@@ -21,6 +21,7 @@ class User(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)
     display_name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str | None] = mapped_column(String(254))
     role: Mapped[str] = mapped_column(String(32))
     scope_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"))
     password_hash: Mapped[str | None] = mapped_column(String(300))

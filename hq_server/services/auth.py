@@ -45,7 +45,12 @@ def issue_agent_token(branch_code: str, label: str = "") -> str:
 
 
 def add_user(
-    username: str, role: str, scope_code: str, display_name: str = "", password: str | None = None
+    username: str,
+    role: str,
+    scope_code: str,
+    display_name: str = "",
+    password: str | None = None,
+    email: str | None = None,
 ) -> User:
     """Create a user with a role and a scope unit."""
     if role not in ROLES:
@@ -56,6 +61,7 @@ def add_user(
     if db.session.scalar(select(User).where(User.username == username)):
         raise AuthError(f"user {username!r} exists already")
     user = User(
+        email=email,
         username=username,
         role=role,
         scope_unit_id=unit.id,

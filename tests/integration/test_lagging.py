@@ -184,3 +184,18 @@ def test_a_large_push_queues_a_lagging_scan(app, client, company):
     with app.app_context():
         keys = db.session.execute(db.text("SELECT key FROM job_outbox")).scalars().all()
     assert any(k.startswith("scan_lagging:push:") for k in keys)
+
+
+def test_the_managers_over_a_newly_flagged_branch_are_notified_once(app, client, company):
+    week = _week()
+    for code, (won, total) in BRANCHES.items():
+        _close_deals(client, company[code], code, won, total, week.start)
+    for _ in range(2):
+        client.post("/api/v1/lagging/scan", headers=company["hq_manager"])
+    inbox = client.get("/api/v1/inbox", headers=company["branch_manager"]).get_json()
+    lagging = [n for n in inbox["notifications"] if n["kind"] == "lagging"]
+    assert len([n for n in lagging if n["body"]["metric"] == "win_rate"]) == 1
+    assert "8%" in lagging[0]["subject"]["en"] or any("8%" in n["subject"]["en"]
+                                                       for n in lagging)
+    region = client.get("/api/v1/inbox", headers=company["region_manager"]).get_json()
+    assert any(n["body"]["unit"] == "LAG" for n in region["notifications"])

@@ -12,6 +12,7 @@ from hq_server.extensions import db
 from hq_server.models import Approval, LaggingFlag, Violation
 from hq_server.services.org import active_unit
 from tests.factories import ROLE_SCOPES, EventMaker, push
+from tests.integration.scope_notify import ROUTES as NOTIFY_ROUTES
 
 UNITS = ("HQ", "EAST", "WEST", "SH01", "HZ01", "CD01")
 BRANCHES = ("SH01", "HZ01", "CD01")
@@ -213,6 +214,8 @@ ROUTES = {
     ("/api/v1/approvals", "GET"): _list_approvals,
     ("/api/v1/approvals/<int:approval_id>", "POST"): _decide,
 }
+
+ROUTES.update(NOTIFY_ROUTES)
 
 CALLERS = [("user", role, scope) for role, scope in ROLE_SCOPES.items()] + [
     ("agent", "agent", branch) for branch in BRANCHES

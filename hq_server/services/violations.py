@@ -116,10 +116,39 @@ def compliance(principal: Principal, unit: str, start: date, end: date) -> list[
         kind, rule_id = metric.split(":", 1)
         table.setdefault(rule_id, {"rule_id": rule_id, "checked": 0, "violated": 0})
         table[rule_id]["checked" if kind == "rule_checked" else "violated"] = int(value)
+    table.update(_sla_clocks(branches, start, end))
     for entry in table.values():
         checked = entry["checked"]
         entry["compliance"] = None if not checked else 1 - entry["violated"] / checked
     return sorted(table.values(), key=lambda e: e["rule_id"])
+
+
+def _sla_clocks(branches: list[int], start: date, end: date) -> dict[str, dict]:
+    """Per SLA rule: clocks started in the period (checked) and those that failed."""
+    from hq_server.services import playbooks
+
+    current = playbooks.latest()
+    if current is None:
+        return {}
+    out = {}
+    for rule in playbooks.compiled(current.version, current.document).rules_of_kind("sla"):
+        started, failed = db.session.execute(
+            text(
+                "SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM violations v "
+                "WHERE v.kind = 'sla' AND v.rule_id = :r AND v.event_id = e.id)) "
+                "FROM events e WHERE e.branch_id = ANY(:b) AND e.type = :t "
+                "AND e.status = 'counted' AND e.local_day BETWEEN :s AND :e"
+            ),
+            {"r": rule.id, "b": branches, "t": rule.start_type, "s": start, "e": end},
+        ).one()
+        if started:
+            out[rule.id] = {
+                "rule_id": rule.id,
+                "checked": started,
+                "violated": failed,
+                "kind": "sla",
+            }
+    return out
 
 
 def list_approvals(principal: Principal, status: str | None = "pending") -> list[dict]:

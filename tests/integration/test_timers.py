@@ -174,3 +174,26 @@ def test_the_hourly_scan_runs_once_through_the_outbox_and_a_real_worker(
     assert keys[f"scan_timers:{hour}"] and keys[f"scan_lagging:{hour}"]
     assert keys[f"build_digests:{hour}"] and len(keys) == 5 and all(keys.values())
     assert len(queue.failed_job_registry) == 0
+
+
+def test_sla_compliance_counts_clocks_started_and_failed(app, client, company, playbook):
+    maker = EventMaker("SH01-002")
+    answered, ignored = str(uuid.uuid4()), str(uuid.uuid4())
+    push(
+        client,
+        company.agent("SH01"),
+        [
+            maker.make("lead.assigned", {"to_rep": "SH01-002"}, deal=answered, at=MONDAY),
+            maker.make(
+                "call.logged", {"connected": True}, deal=answered, at=MONDAY + timedelta(hours=2)
+            ),
+            maker.make("lead.assigned", {"to_rep": "SH01-002"}, deal=ignored, at=MONDAY),
+        ],
+    )
+    _scan(app, MONDAY + timedelta(days=6))
+    body = client.get(
+        "/api/v1/compliance?unit=SH01&from=2026-11-09&to=2026-11-15",
+        headers=company.user("branch_manager"),
+    ).get_json()
+    (sla,) = [r for r in body["rules"] if r["rule_id"] == SLA]
+    assert (sla["checked"], sla["violated"], sla["compliance"]) == (2, 1, 0.5)

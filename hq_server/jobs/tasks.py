@@ -26,32 +26,31 @@ def rebuild_rollups(branch: str | None = None, outbox_key: str | None = None) ->
     return {"branch": branch, "events": replayed}
 
 
-def scan_timers(outbox_key: str | None = None) -> dict:
-    """Run the playbook's timer rules (SLA, quota, stall) over every branch."""
+def _run(call, outbox_key: str | None) -> dict:
+    """Run ``call()`` in the app, mark its outbox row done in the same transaction, commit."""
     from hq_server.extensions import db
     from hq_server.jobs.outbox import mark_done
-    from hq_server.services.scans import scan_timers as run_scan
 
     with app_context():
-        found = run_scan()
+        result = call()
         if outbox_key:
             mark_done(outbox_key)
         db.session.commit()
-    return found
+    return result
+
+
+def scan_timers(outbox_key: str | None = None) -> dict:
+    """Run the playbook's timer rules (SLA, quota, stall) over every branch."""
+    from hq_server.services.scans import scan_timers as run_scan
+
+    return _run(run_scan, outbox_key)
 
 
 def scan_lagging(outbox_key: str | None = None) -> dict:
     """Find lagging branches, regions and reps for the last finished week."""
-    from hq_server.extensions import db
-    from hq_server.jobs.outbox import mark_done
     from hq_server.services.lagging import scan_lagging as run_scan
 
-    with app_context():
-        found = run_scan()
-        if outbox_key:
-            mark_done(outbox_key)
-        db.session.commit()
-    return found
+    return _run(run_scan, outbox_key)
 
 
 # The functions the outbox may name; the relay refuses anything else.

@@ -314,8 +314,13 @@ def add_rollups(conn, branch: OrgUnit, events: list[dict]) -> None:
     totals: dict[tuple, Decimal] = {}
     for ev in events:
         rollups.add_into(totals, (ev["rep_id"], ev["occurred_at"].astimezone(tz).date()), ev)
+    upsert_rollups(conn, branch.id, totals)
+
+
+def upsert_rollups(conn, branch_id: int, totals: dict[tuple, Decimal]) -> None:
+    """Add ``{(rep_id, day, metric): value}`` to a branch's daily rollups."""
     rows = [
-        {"branch_id": branch.id, "rep_id": rep, "day": day, "metric": metric, "value": value}
+        {"branch_id": branch_id, "rep_id": rep, "day": day, "metric": metric, "value": value}
         for (rep, day, metric), value in totals.items()
     ]
     conn.execute(

@@ -143,19 +143,9 @@ def record_judgement(
     _insert(conn, "violations", violations, "(key)")
     _insert(conn, "approvals", approvals, "(event_id)")
     if counts:
-        rows = [
-            {"branch_id": branch.id, "rep_id": rep, "day": day, "metric": metric, "value": value}
-            for (rep, day, metric), value in counts.items()
-        ]
-        conn.execute(
-            text(
-                "INSERT INTO daily_rollups "
-                "SELECT * FROM json_populate_recordset(NULL::daily_rollups, :rows) "
-                "ON CONFLICT (branch_id, day, rep_id, metric) "
-                "DO UPDATE SET value = daily_rollups.value + EXCLUDED.value"
-            ),
-            {"rows": to_json(rows)},
-        )
+        from hq_server.services.ingest import upsert_rollups
+
+        upsert_rollups(conn, branch.id, counts)
 
 
 def _insert(conn, table: str, rows: list[dict], conflict: str) -> None:

@@ -24,7 +24,11 @@ def rebuild_branch(code: str) -> int:
     )
     replayed = 0
     for branch in rows:
-        conn.execute(text("DELETE FROM daily_rollups WHERE branch_id = :b"), {"b": branch.id})
+        # Compliance counts (rule_*) come from the judgement at ingest, not from replay.
+        conn.execute(
+            text("DELETE FROM daily_rollups WHERE branch_id = :b AND metric NOT LIKE 'rule\\_%'"),
+            {"b": branch.id},
+        )
         conn.execute(text("DELETE FROM deals WHERE branch_id = :b"), {"b": branch.id})
         last_id = None
         while True:

@@ -249,3 +249,31 @@ def test_an_agent_on_an_old_version_is_judged_by_the_version_in_force_when_it_ha
     assert (
         _scalar(app, "SELECT playbook_version FROM events WHERE id = :i", i=new[1]["id"]) == 1
     )  # what the agent checked against stays on record
+
+
+def test_a_rebuild_keeps_compliance_counts_and_pending_events_out(app, client, company, maker):
+    from hq_server.services.rebuild import rebuild_branch
+
+    deal = str(uuid.uuid4())
+    push(
+        client,
+        company.agent("SH01"),
+        [
+            maker.deal_opened(deal),
+            maker.make("quote.issued", {"amount": 5, "currency": "CNY"}, deal=deal),
+            maker.make("deal.lost", {"loss_reason": "price"}, deal=deal),
+        ],
+    )  # blocked: pending
+
+    def snapshot():
+        return (
+            _scalar(app, "SELECT sum(value) FROM daily_rollups WHERE metric LIKE 'rule_%'"),
+            _scalar(app, "SELECT status FROM deals WHERE id = :d", d=deal),
+            _scalar(app, "SELECT count(*) FROM daily_rollups WHERE metric = 'deals_lost'"),
+        )
+
+    before = snapshot()
+    with app.app_context():
+        rebuild_branch("SH01")
+        db.session.commit()
+    assert snapshot() == before == (before[0], "open", 0) and before[0] > 0

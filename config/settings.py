@@ -43,6 +43,7 @@ class Settings:
     job_timeout_seconds: int = 1800
     bind: str = "127.0.0.1:8000"
     web_concurrency: int = 2
+    reporting_currency: str = "CNY"
     smtp_url: str | None = None
     mail_from: str = "hq@localhost"
     public_url: str = "http://127.0.0.1:8000"
@@ -68,6 +69,7 @@ class Settings:
             job_timeout_seconds=_int(env, "HQ_JOB_TIMEOUT", 1800),
             bind=env.get("HQ_BIND") or "127.0.0.1:8000",
             web_concurrency=_int(env, "WEB_CONCURRENCY", 2),
+            reporting_currency=(env.get("HQ_REPORTING_CURRENCY") or "CNY").upper(),
             smtp_url=env.get("SMTP_URL") or None,
             mail_from=env.get("MAIL_FROM") or "hq@localhost",
             public_url=(env.get("HQ_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),

@@ -56,6 +56,7 @@ TABLES = (
     "webhook_deliveries",
     "webhooks",
     "digests",
+    "fx_rates",
 )
 
 

@@ -3,6 +3,7 @@
 from hq_server.models.auth import ApiToken, User
 from hq_server.models.deals import Deal
 from hq_server.models.events import AgentStream, Event, SeqGap
+from hq_server.models.finance import FxRate
 from hq_server.models.jobs import JobOutbox
 from hq_server.models.org import OrgUnit, Rep
 from hq_server.models.oversight import (
@@ -24,6 +25,7 @@ __all__ = [
     "Deal",
     "Digest",
     "Event",
+    "FxRate",
     "JobOutbox",
     "LaggingFlag",
     "Notification",

@@ -1,0 +1,66 @@
+"""Exchange rates into the reporting currency, by date; the rate of an as-of date is shown."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from hq_server.extensions import db
+from hq_server.models import FxRate
+
+
+class FxError(ValueError):
+    """A rate is missing or not valid."""
+
+
+def reporting_currency() -> str:
+    return current_app.config["SETTINGS"].reporting_currency
+
+
+def set_rate(currency: str, day: date, rate: Decimal, source: str = "") -> dict:
+    """Record (or correct) one day's rate of ``currency`` (caller commits)."""
+    currency = currency.upper()
+    if len(currency) != 3 or not currency.isalpha():
+        raise FxError("currency must be an ISO 4217 code, e.g. USD")
+    if rate <= 0:
+        raise FxError("rate must be positive")
+    if currency == reporting_currency():
+        raise FxError(f"{currency} is the reporting currency (its rate is 1)")
+    db.session.execute(
+        insert(FxRate)
+        .values(currency=currency, day=day, rate=rate, source=source)
+        .on_conflict_do_update(
+            index_elements=["currency", "day"], set_={"rate": rate, "source": source}
+        )
+    )
+    return {"currency": currency, "day": day.isoformat(), "rate": str(rate), "source": source}
+
+
+def rates_as_of(day: date) -> dict[str, dict]:
+    """Return, per currency, the latest rate dated on or before ``day`` and its date."""
+    rows = db.session.execute(
+        select(FxRate.currency, FxRate.day, FxRate.rate)
+        .where(FxRate.day <= day)
+        .distinct(FxRate.currency)
+        .order_by(FxRate.currency, FxRate.day.desc())
+    ).all()
+    out = {currency: {"rate": rate, "day": rate_day} for currency, rate_day, rate in rows}
+    out[reporting_currency()] = {"rate": Decimal(1), "day": None}
+    return out
+
+
+def converter(day: date):
+    """Return ``rate(currency)`` as of ``day``; an unknown currency raises ``FxError``."""
+    table = rates_as_of(day)
+
+    def rate(currency: str) -> Decimal:
+        try:
+            return table[currency]["rate"]
+        except KeyError:
+            raise FxError(f"no exchange rate for {currency} on or before {day}") from None
+
+    return rate, table

@@ -17,7 +17,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from flask_smorest import Api
 
     from hq_server import models  # noqa: F401  (registers the tables)
-    from hq_server.api import errors, inbox, oversight, playbook, reports, sync
+    from hq_server.api import errors, finance, inbox, oversight, playbook, reports, sync
     from hq_server.api.json import OrjsonProvider
     from hq_server.embedded import resolve_services
     from hq_server.extensions import db, migrate
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api.register_blueprint(playbook.blp)
     api.register_blueprint(oversight.blp)
     api.register_blueprint(inbox.blp)
+    api.register_blueprint(finance.blp)
     errors.register(app)
 
     @app.get("/healthz")

@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 
 from hq_server.extensions import db
@@ -43,10 +43,11 @@ def set_rate(currency: str, day: date, rate: Decimal, source: str = "") -> dict:
 def rates_as_of(day: date) -> dict[str, dict]:
     """Return, per currency, the latest rate dated on or before ``day`` and its date."""
     rows = db.session.execute(
-        select(FxRate.currency, FxRate.day, FxRate.rate)
-        .where(FxRate.day <= day)
-        .distinct(FxRate.currency)
-        .order_by(FxRate.currency, FxRate.day.desc())
+        text(
+            "SELECT DISTINCT ON (currency) currency, day, rate FROM fx_rates WHERE day <= :d "
+            "ORDER BY currency, day DESC"
+        ),
+        {"d": day},
     ).all()
     out = {currency: {"rate": rate, "day": rate_day} for currency, rate_day, rate in rows}
     out[reporting_currency()] = {"rate": Decimal(1), "day": None}

@@ -190,6 +190,21 @@ def _set_target(c: Call):
     assert resp.status_code == (201 if allowed else 403)
 
 
+def _get_rates(c: Call):
+    resp = c.client.get("/api/v1/fx", headers=c.headers)
+    assert resp.status_code == (200 if c.kind == "user" else 403)
+
+
+def _set_rate(c: Call):
+    resp = c.client.post(
+        "/api/v1/fx",
+        json={"currency": "USD", "day": "2026-11-01", "rate": "7.1"},
+        headers=c.headers,
+    )
+    allowed = c.kind == "user" and c.role in ("finance", "hq_manager", "admin")
+    assert resp.status_code == (201 if allowed else 403)
+
+
 # Route -> the check of every caller against it.
 ROUTES = {
     ("/api/v1/funnel", "GET"): _unit_get("/api/v1/funnel", {"user", "agent"}),
@@ -201,6 +216,9 @@ ROUTES = {
     ("/api/v1/lagging/scan", "POST"): _scan,
     ("/api/v1/targets", "GET"): _unit_get("/api/v1/targets", {"user"}),
     ("/api/v1/targets", "POST"): _set_target,
+    ("/api/v1/pipeline", "GET"): _unit_get("/api/v1/pipeline", {"user"}),
+    ("/api/v1/fx", "GET"): _get_rates,
+    ("/api/v1/fx", "POST"): _set_rate,
     ("/api/v1/violations", "GET"): _unit_get("/api/v1/violations", {"user", "agent"}),
     ("/api/v1/compliance", "GET"): _unit_get("/api/v1/compliance", {"user", "agent"}),
     ("/api/v1/sync/push", "POST"): _push,

@@ -288,6 +288,86 @@ def playbook_diff(ctx: Context, old: str | None, new: str | None) -> None:
     click.echo(playbooks.diff(old_src, new_src, old_name, new_name) or "no differences")
 
 
+@main.group()
+def fx() -> None:
+    """Exchange rates into the reporting currency."""
+
+
+@fx.command("set")
+@click.argument("currency")
+@click.argument("rate", type=click.FLOAT)
+@click.option("--day", type=click.DateTime(["%Y-%m-%d"]), default=None, help="default today")
+@click.option("--source", default="", help="where the rate comes from")
+@pass_ctx
+def fx_set(ctx: Context, currency: str, rate: float, day, source: str) -> None:
+    """Record CURRENCY's RATE into the reporting currency for a day."""
+    from datetime import date
+    from decimal import Decimal
+
+    from hq_server.extensions import db as database
+    from hq_server.services import fx as rates
+
+    with ctx.app.app_context():
+        try:
+            row = rates.set_rate(
+                currency, day.date() if day else date.today(), Decimal(str(rate)), source
+            )
+        except rates.FxError as exc:
+            raise click.ClickException(str(exc)) from exc
+        database.session.commit()
+    click.echo(f"{row['currency']} = {row['rate']} on {row['day']}")
+
+
+@main.group()
+def export() -> None:
+    """Write reports to files."""
+
+
+@export.command("pipeline")
+@click.option("--unit", default="HQ", show_default=True)
+@click.option("--close-from", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option("--close-to", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="FILE.xlsx or FILE.csv",
+)
+@pass_ctx
+def export_pipeline(ctx: Context, unit: str, close_from, close_to, out: Path) -> None:
+    """Write the pipeline of UNIT (all of it: the command line runs as HQ) to a file."""
+    import csv
+
+    from hq_server.services import exports
+    from hq_server.services import fx as rates
+    from hq_server.services import pipeline as pipelines
+    from hq_server.services.scope import Principal
+
+    hq = Principal("user", "admin", "HQ")
+    lo = close_from.date() if close_from else None
+    hi = close_to.date() if close_to else None
+    with ctx.app.app_context():
+        try:
+            report = pipelines.pipeline(hq, unit, close_from=lo, close_to=hi)
+        except rates.FxError as exc:
+            raise click.ClickException(f"{exc}; add it with 'hq-server fx set'") from exc
+        deals = pipelines.open_deals(hq, unit, lo, hi)
+    if out.suffix.lower() == ".xlsx":
+        out.write_bytes(exports.pipeline_workbook(report, deals))
+    else:
+        with out.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["view", "name", "count", "amount", "weighted"])
+            for view in ("by_stage", "by_category", "by_month"):
+                for name, line in report[view].items():
+                    writer.writerow([view, name, line["count"], line["amount"], line["weighted"]])
+    click.echo(
+        f"{out}: {report['open']['count']} open deals, {report['open']['amount']} "
+        f"{report['currency']} open, {report['open']['weighted']} weighted"
+    )
+
+
 @main.command()
 @click.option("--branch", default=None, help="one branch code (default: all)")
 @click.option("--inline", is_flag=True, help="run now in this process instead of on RQ")

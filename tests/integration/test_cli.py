@@ -65,3 +65,30 @@ def test_rebuild_is_queued_through_the_outbox(app, run):
     with app.app_context():
         keys = db.session.execute(text("SELECT key, task FROM job_outbox")).all()
     assert [tuple(k) for k in keys] == [("rebuild_rollups:SH01", "rebuild_rollups")]
+
+
+def test_rates_and_the_pipeline_workbook_from_the_command_line(app, run, company, tmp_path):
+    from openpyxl import load_workbook
+
+    from tests.factories import EventMaker, push
+
+    rep = EventMaker("SH01-001")
+    push(
+        app.test_client(),
+        company.agent("SH01"),
+        [
+            rep.make(
+                "deal.opened",
+                {"name": "A", "amount": 100, "currency": "USD", "stage": "quote"},
+                deal="00000000-0000-0000-0000-00000000000a",
+            )
+        ],
+    )
+    missing = run("export", "pipeline", "--out", str(tmp_path / "p.xlsx"))
+    assert missing.exit_code == 1 and "fx set" in missing.output
+    assert run("fx", "set", "USD", "7.2", "--day", "2026-11-01").exit_code == 0
+    result = run("export", "pipeline", "--unit", "EAST", "--out", str(tmp_path / "p.xlsx"))
+    assert result.exit_code == 0, result.output
+    assert "720.00 CNY open, 432.00 weighted" in result.output
+    book = load_workbook(tmp_path / "p.xlsx")
+    assert book["Deals"]["H2"].value == 100 and book["Deals"]["I2"].value == "USD"

@@ -67,6 +67,7 @@ def demo(
         f"branch(es), {report.created['rep']} new rep(s)"
     )
     _publish_default_playbook(app)
+    _demo_rates(app)
     tokens = _demo_tokens(app)
     bind = bind or ctx.settings.bind
     url = f"http://{bind}"
@@ -187,6 +188,20 @@ def _publish_default_playbook(app) -> None:
             click.echo(
                 f"default playbook v{row.version} published ({len(row.document['rules'])} rules)"
             )
+
+
+def _demo_rates(app) -> None:
+    """Give the sample data's currency a rate (an illustrative one, labelled as such)."""
+    from datetime import date
+    from decimal import Decimal
+
+    from hq_server.extensions import db
+    from hq_server.services import fx
+
+    with app.app_context():
+        if "USD" not in fx.rates_as_of(date.today()):
+            fx.set_rate("USD", date(2016, 1, 1), Decimal("7.1"), "demo (illustrative)")
+            db.session.commit()
 
 
 def _demo_tokens(app) -> dict:

@@ -199,7 +199,7 @@ def _demo_rates(app) -> None:
     from hq_server.services import fx
 
     with app.app_context():
-        if "USD" not in fx.rates_as_of(date.today()):
+        if fx.reporting_currency() != "USD" and "USD" not in fx.rates_as_of(date.today()):
             fx.set_rate("USD", date(2016, 1, 1), Decimal("7.1"), "demo (illustrative)")
             db.session.commit()
 

@@ -109,11 +109,14 @@ def rep_visits(week: Week, by_code: dict, healthy: list) -> list[dict]:
     from hq_server.services import playbooks
 
     minimum = None
-    current = playbooks.latest()
-    if current is not None:
+    # The minimum of the playbook in force when the week began (rules are not retroactive).
+    version = playbooks.Timeline.load(db.session.connection()).version_at(
+        datetime.combine(week.start, datetime.min.time(), UTC)
+    )
+    if version is not None:
         quotas = [
             r
-            for r in playbooks.compiled(current.version, current.document).rules_of_kind("quota")
+            for r in playbooks.compiled(version).rules_of_kind("quota")
             if r.event_type == "visit.logged" and r.per == "rep"
         ]
         minimum = quotas[0].minimum if quotas else None

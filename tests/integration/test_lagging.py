@@ -195,7 +195,49 @@ def test_the_managers_over_a_newly_flagged_branch_are_notified_once(app, client,
     inbox = client.get("/api/v1/inbox", headers=company["branch_manager"]).get_json()
     lagging = [n for n in inbox["notifications"] if n["kind"] == "lagging"]
     assert len([n for n in lagging if n["body"]["metric"] == "win_rate"]) == 1
-    assert "8%" in lagging[0]["subject"]["en"] or any("8%" in n["subject"]["en"]
-                                                       for n in lagging)
+    assert "8%" in lagging[0]["subject"]["en"] or any("8%" in n["subject"]["en"] for n in lagging)
     region = client.get("/api/v1/inbox", headers=company["region_manager"]).get_json()
     assert any(n["body"]["unit"] == "LAG" for n in region["notifications"])
+
+
+def test_reps_below_the_playbook_minimum_are_flagged_only_under_a_playbook_in_force(
+    app, client, company
+):
+    from pathlib import Path
+
+    from sqlalchemy import text
+
+    week = _week()
+    maker = EventMaker("N1-1")
+    push(
+        client,
+        company["N1"],
+        [
+            maker.make(
+                "visit.logged",
+                {"decision_maker_met": True},
+                at=datetime.combine(week.start, time(3), UTC),
+            )
+        ],
+    )
+    source = (Path(__file__).resolve().parents[2] / "config" / "playbook.default.yaml").read_text()
+    assert (
+        client.post("/api/v1/playbooks", data=source, headers=company["hq_manager"]).status_code
+        == 201
+    )
+
+    def below_minimum():
+        client.post("/api/v1/lagging/scan", headers=company["hq_manager"])
+        flags = client.get(
+            f"/api/v1/lagging?unit=N1&from={week.start}&to={week.end}",
+            headers=company["hq_manager"],
+        ).get_json()["flags"]
+        return [f for f in flags if f["check"] == "poisson" and f["details"]["below_minimum"]]
+
+    assert below_minimum() == []  # published after that week began: not retroactive
+    with app.app_context():
+        db.session.execute(text("UPDATE playbooks SET published_at = '2026-01-01T00:00:00Z'"))
+        db.session.commit()
+    (flag,) = below_minimum()
+    assert flag["unit"] == "N1-1" and flag["value"] == 1
+    assert "10" in flag["reason"]["en"]

@@ -12,7 +12,7 @@ from hq_server.extensions import db
 from hq_server.metrics import lagging as maths
 from hq_server.models import OrgUnit
 
-SILENT_HOURS = 24.0
+SILENT_HOURS = 24.0  # working hours when a playbook calendar applies
 LATE_P90_SECONDS = 48 * 3600.0
 
 
@@ -226,19 +226,25 @@ def silence_and_gaps(now: datetime, week: Week, units: list[OrgUnit]) -> list[di
             )
         ).all()
     )
-    lags = defaultdict(list)
-    for code, lag in db.session.execute(
-        text(
-            "SELECT b.code, extract(epoch FROM e.received_at - e.occurred_at) FROM events e "
-            "JOIN org_units b ON b.id = e.branch_id WHERE e.local_day BETWEEN :s AND :e"
-        ),
-        {"s": week.start, "e": week.end},
-    ):
-        lags[code].append(float(lag))
+    # Percentiles in the database: a week of events is too many rows to fetch.
+    lags = {
+        code: maths.Timeliness(count, median, p90, LATE_P90_SECONDS, p90 > LATE_P90_SECONDS)
+        for code, count, median, p90 in db.session.execute(
+            text(
+                "SELECT b.code, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY lag), "
+                "percentile_cont(0.9) WITHIN GROUP (ORDER BY lag) FROM (SELECT e.branch_id, "
+                "extract(epoch FROM e.received_at - e.occurred_at) AS lag FROM events e "
+                "WHERE e.local_day BETWEEN :s AND :e) x JOIN org_units b ON b.id = x.branch_id "
+                "GROUP BY b.code"
+            ),
+            {"s": week.start, "e": week.end},
+        )
+    }
+    calendars = _calendars(units)
     rows = []
     for unit in (u for u in units if u.kind == "branch"):
         last = pushes.get(unit.code)
-        hours = None if last is None else (now - last).total_seconds() / 3600
+        hours = None if last is None else _silent_hours(last, now, unit, calendars)
         silence = maths.silent_branch(hours, SILENT_HOURS)
         if silence.flagged and last is not None:  # never pushed: not deployed yet
             rows.append(
@@ -271,7 +277,7 @@ def silence_and_gaps(now: datetime, week: Week, units: list[OrgUnit]) -> list[di
                     value=missing,
                 )
             )
-        timely = maths.timeliness(lags.get(unit.code, []), LATE_P90_SECONDS)
+        timely = lags.get(unit.code) or maths.timeliness([], LATE_P90_SECONDS)
         if timely.flagged:
             rows.append(
                 flag_row(
@@ -288,3 +294,26 @@ def silence_and_gaps(now: datetime, week: Week, units: list[OrgUnit]) -> list[di
                 )
             )
     return rows
+
+
+def _calendars(units: list[OrgUnit]) -> dict:
+    """Return each branch's working calendar from the playbook in force (none without one)."""
+    from hq_server.services import playbooks
+    from hq_server.services.scans import lineage
+    from shared.playbook import calendar_for
+
+    current = playbooks.latest()
+    if current is None:
+        return {}
+    playbook = playbooks.compiled(current.version, current.document)
+    return {u.code: calendar_for(playbook, lineage(u)) for u in units if u.kind == "branch"}
+
+
+def _silent_hours(last: datetime, now: datetime, unit: OrgUnit, calendars: dict) -> float:
+    """Return the working hours (wall-clock hours without a calendar) since the last push."""
+    from shared.playbook import working_seconds
+
+    cal = calendars.get(unit.code)
+    if cal is None:
+        return (now - last).total_seconds() / 3600
+    return working_seconds(last, now, cal) / 3600

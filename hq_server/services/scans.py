@@ -42,7 +42,7 @@ def scan_timers(now: datetime | None = None) -> dict[str, int]:
         .order_by(OrgUnit.code)
     ).all()
     for branch in branches:
-        cal = calendar_for(playbook, _lineage(branch))
+        cal = calendar_for(playbook, lineage(branch))
         since = max(now - LOOKBACK, first)
         rows = [
             *_sla(playbook, branch, cal, now, since),
@@ -57,7 +57,8 @@ def scan_timers(now: datetime | None = None) -> dict[str, int]:
     return found
 
 
-def _lineage(branch: OrgUnit) -> list[str]:
+def lineage(branch: OrgUnit) -> list[str]:
+    """Return the codes from ``branch`` up to HQ (the order calendars are looked up in)."""
     ids = [int(i) for i in branch.path.strip("/").split("/")]
     codes = dict(
         db.session.execute(select(OrgUnit.id, OrgUnit.code).where(OrgUnit.id.in_(ids))).all()

@@ -241,3 +241,32 @@ def test_reps_below_the_playbook_minimum_are_flagged_only_under_a_playbook_in_fo
     (flag,) = below_minimum()
     assert flag["unit"] == "N1-1" and flag["value"] == 1
     assert "10" in flag["reason"]["en"]
+
+
+def test_silence_is_counted_in_working_hours_of_the_branch_calendar(app, client, company):
+    from pathlib import Path
+
+    from sqlalchemy import text
+
+    from hq_server.services.lagging import scan_lagging
+
+    source = (Path(__file__).resolve().parents[2] / "config" / "playbook.default.yaml").read_text()
+    client.post("/api/v1/playbooks", data=source, headers=company["hq_manager"])
+    maker = EventMaker("N1-1")
+    push(client, company["N1"], [maker.make("call.logged", {"connected": True})])
+    monday_10 = datetime(2026, 11, 23, 2, tzinfo=UTC)  # Monday 10:00 in Shanghai
+
+    def silent_after(last_push):
+        with app.app_context():
+            db.session.execute(text("UPDATE agent_streams SET last_push_at = :t"), {"t": last_push})
+            db.session.execute(text("DELETE FROM lagging_flags"))
+            scan_lagging(monday_10)
+            db.session.commit()
+            return db.session.execute(
+                text("SELECT count(*) FROM lagging_flags WHERE metric = 'last_push'")
+            ).scalar()
+
+    # Friday 17:00 to Monday 10:00: two working hours, whatever the weekend's length.
+    assert silent_after(datetime(2026, 11, 20, 9, tzinfo=UTC)) == 0
+    # Wednesday 10:00 to Monday 10:00: four working days, well over 24 working hours.
+    assert silent_after(datetime(2026, 11, 18, 2, tzinfo=UTC)) == 1

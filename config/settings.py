@@ -102,12 +102,3 @@ class Settings:
     def with_urls(self, database_url: str, redis_url: str) -> Settings:
         """Return a copy with resolved service URLs."""
         return replace(self, database_url=database_url, redis_url=redis_url)
-
-
-def test_service_env() -> dict[str, str | None]:
-    """Return the service URLs the test suite was pointed at, if any."""
-    return {
-        "TEST_DATABASE_URL": os.environ.get("TEST_DATABASE_URL"),
-        "REDIS_URL": os.environ.get("REDIS_URL"),
-        "CI": os.environ.get("CI"),
-    }

@@ -9,23 +9,6 @@ from hq_server.jobs.context import app_context
 log = logging.getLogger(__name__)
 
 
-def rebuild_rollups(branch: str | None = None, outbox_key: str | None = None) -> dict:
-    """Recompute projections and rollups from the event log (one branch or all)."""
-    from hq_server.extensions import db
-    from hq_server.jobs.outbox import mark_done
-    from hq_server.services.rebuild import rebuild_all, rebuild_branch
-
-    with app_context():
-        if branch:
-            replayed = rebuild_branch(branch)
-        else:
-            replayed = rebuild_all()
-        if outbox_key:
-            mark_done(outbox_key)
-        db.session.commit()
-    return {"branch": branch, "events": replayed}
-
-
 def _run(call, outbox_key: str | None) -> dict:
     """Run ``call()`` in the app, mark its outbox row done in the same transaction, commit."""
     from hq_server.extensions import db
@@ -37,6 +20,14 @@ def _run(call, outbox_key: str | None) -> dict:
             mark_done(outbox_key)
         db.session.commit()
     return result
+
+
+def rebuild_rollups(branch: str | None = None, outbox_key: str | None = None) -> dict:
+    """Recompute projections and rollups from the event log (one branch or all)."""
+    from hq_server.services.rebuild import rebuild_all, rebuild_branch
+
+    replayed = _run(lambda: rebuild_branch(branch) if branch else rebuild_all(), outbox_key)
+    return {"branch": branch, "events": replayed}
 
 
 def scan_timers(outbox_key: str | None = None) -> dict:

@@ -20,7 +20,7 @@ from hq_server.extensions import db
 from hq_server.metrics.funnel import win_rate
 from hq_server.models import Digest, OrgUnit
 from hq_server.services.notify import notify
-from hq_server.services.scope import OutOfScope, Principal, resolve_unit
+from hq_server.services.scope import OutOfScope, Principal, resolve_unit, unit_paths
 
 KINDS = ("weekly", "monthly")
 ACTIVITY = ("visits", "visits_decision_maker", "calls", "quotes")
@@ -98,10 +98,6 @@ def _subject(kind: str, region: OrgUnit, start: date, end: date) -> dict:
     }
 
 
-def _paths(code: str) -> list[str]:
-    return list(db.session.scalars(select(OrgUnit.path).where(OrgUnit.code == code)))
-
-
 def _raw() -> dict:
     return {
         "opened": 0,
@@ -163,7 +159,7 @@ def _figures(raw: dict) -> dict:
 
 def region_content(region: OrgUnit, kind: str, start: date, end: date) -> dict:
     """Return the figures of a region and of each of its branches for a period."""
-    region_paths = _paths(region.code)
+    region_paths = unit_paths(region.code)
     under = db.or_(*(OrgUnit.path.startswith(p, autoescape=True) for p in region_paths))
     branches = db.session.execute(
         select(OrgUnit.id, OrgUnit.code, OrgUnit.name, OrgUnit.path)

@@ -8,20 +8,12 @@ from sqlalchemy import or_, select
 
 from hq_server.extensions import db
 from hq_server.metrics.tiers import performer_tiers
-from hq_server.models import LaggingFlag, OrgUnit
+from hq_server.models import LaggingFlag
 from hq_server.services.reports import metrics_by
-from hq_server.services.scope import OutOfScope, Principal, resolve_unit
+from hq_server.services.scope import OutOfScope, Principal, resolve_unit, unit_paths
+from hq_server.services.violations import ACKNOWLEDGERS, Forbidden
 
-ACKNOWLEDGERS = {"branch_manager", "region_manager", "hq_manager", "admin"}
 CHILD_LEVEL = {"hq": "region", "region": "branch", "branch": "rep"}
-
-
-class Forbidden(PermissionError):
-    """The caller's role may not do this."""
-
-
-def _paths(code: str) -> list[str]:
-    return list(db.session.scalars(select(OrgUnit.path).where(OrgUnit.code == code)))
 
 
 def _in(paths: list[str]):
@@ -64,8 +56,8 @@ def list_flags(
     query = (
         select(LaggingFlag)
         .where(
-            _in(_paths(unit)),
-            _in(_paths(principal.scope_code)),
+            _in(unit_paths(unit)),
+            _in(unit_paths(principal.scope_code)),
             LaggingFlag.period_end >= start,
             LaggingFlag.period_start <= end,
         )
@@ -81,7 +73,7 @@ def list_flags(
 def get_flag(principal: Principal, flag_id: int, *, lock: bool = False) -> LaggingFlag:
     """Return one flag if it lies in the caller's scope."""
     flag = db.session.get(LaggingFlag, flag_id, with_for_update=lock)
-    scope = _paths(principal.scope_code)
+    scope = unit_paths(principal.scope_code)
     if flag is None or not any(flag.unit_path.startswith(p) for p in scope):
         raise OutOfScope(str(flag_id))
     return flag

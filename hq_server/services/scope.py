@@ -43,7 +43,8 @@ class Principal:
         return cls("user", user.role, user.scope_unit.code, user_id=user.id, token_id=record.id)
 
 
-def _paths(code: str) -> list[str]:
+def unit_paths(code: str) -> list[str]:
+    """Return the materialized paths of every row (version) of unit ``code``."""
     return list(db.session.scalars(select(OrgUnit.path).where(OrgUnit.code == code)))
 
 
@@ -63,7 +64,7 @@ def resolve_unit(principal: Principal, code: str) -> OrgUnit:
             .order_by(OrgUnit.active_from.desc(), OrgUnit.id.desc())
         )
     )
-    scope = _paths(principal.scope_code)
+    scope = unit_paths(principal.scope_code)
     if not rows or not any(r.path.startswith(s) for r in rows for s in scope):
         raise OutOfScope(code)
     return rows[0]
@@ -72,9 +73,9 @@ def resolve_unit(principal: Principal, code: str) -> OrgUnit:
 def branch_ids_under(principal: Principal, code: str) -> list[int]:
     """Return ids of every branch row under unit ``code`` (all its versions) in scope."""
     resolve_unit(principal, code)
-    scope = _paths(principal.scope_code)
+    scope = unit_paths(principal.scope_code)
     return [
         u.id
-        for u in _under(_paths(code))
+        for u in _under(unit_paths(code))
         if u.kind == "branch" and any(u.path.startswith(s) for s in scope)
     ]

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select, text
 
 from hq_server.extensions import db
-from hq_server.models import Approval, OrgUnit, Violation
+from hq_server.models import Approval, Event, OrgUnit, Violation
 from hq_server.services.ingest import add_rollups, apply_to_projection
 from hq_server.services.rebuild import replayable
 from hq_server.services.scope import OutOfScope, Principal, branch_ids_under
@@ -155,18 +155,16 @@ def list_approvals(principal: Principal, status: str | None = "pending") -> list
     """Return approvals in the caller's scope."""
     branches = branch_ids_under(principal, principal.scope_code)
     query = (
-        select(Approval, OrgUnit.code)
+        select(Approval, OrgUnit.code, Event.payload)
         .join(OrgUnit, OrgUnit.id == Approval.branch_id)
+        .outerjoin(Event, Event.id == Approval.event_id)
         .where(Approval.branch_id.in_(branches))
         .order_by(Approval.id)
     )
     if status:
         query = query.where(Approval.status == status)
     out = []
-    for approval, code in db.session.execute(query):
-        payload = db.session.execute(
-            text("SELECT payload FROM events WHERE id = :i"), {"i": approval.event_id}
-        ).scalar()
+    for approval, code, payload in db.session.execute(query):
         out.append(
             {
                 "id": approval.id,

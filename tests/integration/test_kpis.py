@@ -104,32 +104,20 @@ def test_tables_download_as_csv(client, company):
 def test_targets_are_phased_and_attained(client, company):
     _story(client, company)
     hq = company.user("hq_manager")
-    resp = client.post(
-        "/api/v1/targets",
-        json={
+
+    def set_target(distribution):
+        body = {
             "unit": "SH01",
             "metric": "won_amount",
             "period": "quarter",
             "start": "2026-10-01",
             "value": 9000,
-            "distribution": [20, 50, 30],
-        },
-        headers=hq,
-    )
-    assert resp.status_code == 201
-    bad = client.post(
-        "/api/v1/targets",
-        json={
-            "unit": "SH01",
-            "metric": "won_amount",
-            "period": "quarter",
-            "start": "2026-10-01",
-            "value": 9000,
-            "distribution": [50, 60, 30],
-        },
-        headers=hq,
-    )
-    assert bad.status_code == 422
+            "distribution": distribution,
+        }
+        return client.post("/api/v1/targets", json=body, headers=hq)
+
+    assert set_target([20, 50, 30]).status_code == 201
+    assert set_target([50, 60, 30]).status_code == 422  # does not sum to 100
     body = client.get(
         "/api/v1/targets?unit=SH01&from=2026-11-01&to=2026-11-30",
         headers=company.user("branch_manager"),

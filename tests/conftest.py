@@ -57,6 +57,10 @@ TABLES = (
     "webhooks",
     "digests",
     "fx_rates",
+    "pipeline_changes",
+    "pipeline_snapshots",
+    "pipeline_cuts",
+    "export_jobs",
 )
 
 

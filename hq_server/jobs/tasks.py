@@ -44,11 +44,27 @@ def scan_lagging(outbox_key: str | None = None) -> dict:
     return _run(run_scan, outbox_key)
 
 
+def snapshot_pipeline(outbox_key: str | None = None) -> dict:
+    """Take the pipeline's due midnight cuts (for fast as-of reads)."""
+    from hq_server.services.pipeline_history import snapshot_pipeline as take
+
+    return _run(take, outbox_key)
+
+
+def build_export(export_id: str, outbox_key: str | None = None) -> dict:
+    """Build one requested spreadsheet."""
+    from hq_server.services.export_jobs import build
+
+    return _run(lambda: build(export_id), outbox_key)
+
+
 # The functions the outbox may name; the relay refuses anything else.
 TASKS = {
     "rebuild_rollups": rebuild_rollups,
     "scan_timers": scan_timers,
     "scan_lagging": scan_lagging,
+    "snapshot_pipeline": snapshot_pipeline,
+    "build_export": build_export,
 }
 
 # Notifications, webhooks and digests live in their own module.

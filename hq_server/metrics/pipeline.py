@@ -42,8 +42,12 @@ def cents(value: Decimal) -> Decimal:
 
 
 def in_currency(rate: Rate, currency: str) -> Rate:
-    """Return ``rate`` with the reporting currency itself converting at 1."""
-    return lambda code: Decimal(1) if code == currency else rate(code)
+    """Return ``rate`` with the reporting currency itself converting at 1.
+
+    A deal whose currency is not known yet (an update arrived before its opening) counts
+    in the reporting currency until it is.
+    """
+    return lambda code: Decimal(1) if code in (currency, None) else rate(code)
 
 
 def _fx(currency: str | None, rate: Rate) -> Decimal:
@@ -135,9 +139,9 @@ class Line:
     amount: Decimal = ZERO
     weighted: Decimal = ZERO
 
-    def plus(self, amount: Decimal, weighted: Decimal) -> Line:
-        """Return this line with one more deal."""
-        return Line(self.count + 1, self.amount + amount, self.weighted + weighted)
+    def plus(self, amount: Decimal, weighted: Decimal, count: int = 1) -> Line:
+        """Return this line with one more deal (or ``count`` deals summed up already)."""
+        return Line(self.count + count, self.amount + amount, self.weighted + weighted)
 
     def as_dict(self) -> dict:
         """Return the line with money as strings."""
@@ -229,6 +233,9 @@ def summarize(
     """Summarize deals: open and weighted by stage and month, categories, closed won.
 
     ``rate(code)`` converts to the reporting ``currency``; deals already in it need no rate.
+    A row may stand for several deals summed up already (the history's snapshots): its
+    ``_count`` says how many, and ``_weighted``, when set, is their weighted amount in the
+    reporting currency, rounded per deal before the sum.
     """
     stages = tuple(stages)
     if currency is not None:
@@ -240,13 +247,14 @@ def summarize(
     for deal in deals:
         if not _in_window(deal, close_from, close_to):
             continue
-        amount, weight = converted(deal, rate), weighted(deal, stages, rate)
+        amount, n = converted(deal, rate), deal.get("_count", 1)
+        weight = deal["_weighted"] if "_weighted" in deal else weighted(deal, stages, rate)
         category = forecast_category(deal, stages)
-        by_category[category] = by_category.get(category, Line()).plus(amount, weight)
+        by_category[category] = by_category.get(category, Line()).plus(amount, weight, n)
         if deal["status"] == "open":
             name, month = stage_of(deal, stages).name, month_of(deal)
-            by_stage[name] = by_stage.get(name, Line()).plus(amount, weight)
-            by_month[month] = by_month.get(month, Line()).plus(amount, weight)
+            by_stage[name] = by_stage.get(name, Line()).plus(amount, weight, n)
+            by_month[month] = by_month.get(month, Line()).plus(amount, weight, n)
     months = sorted(by_month, key=lambda m: (m == NO_MONTH, m))
     return PipelineSummary(
         currency, close_from, close_to, by_stage, by_category, {m: by_month[m] for m in months}

@@ -3,7 +3,13 @@
 from hq_server.models.auth import ApiToken, User
 from hq_server.models.deals import Deal
 from hq_server.models.events import AgentStream, Event, SeqGap
-from hq_server.models.finance import FxRate
+from hq_server.models.finance import (
+    ExportJob,
+    FxRate,
+    PipelineChange,
+    PipelineCut,
+    PipelineSnapshot,
+)
 from hq_server.models.jobs import JobOutbox
 from hq_server.models.org import OrgUnit, Rep
 from hq_server.models.oversight import (
@@ -25,7 +31,11 @@ __all__ = [
     "Deal",
     "Digest",
     "Event",
+    "ExportJob",
     "FxRate",
+    "PipelineChange",
+    "PipelineCut",
+    "PipelineSnapshot",
     "JobOutbox",
     "LaggingFlag",
     "Notification",

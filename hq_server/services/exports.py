@@ -43,8 +43,8 @@ def _lines(table: dict) -> list[list]:
     return [[name, line["count"], line["amount"], line["weighted"]] for name, line in table.items()]
 
 
-def pipeline_workbook(report: dict, deals: list[dict]) -> bytes:
-    """Return the pipeline report and its deals as an .xlsx file."""
+def pipeline_workbook(report: dict, deals: list[dict] | None) -> bytes:
+    """Return the pipeline report and its deals as an .xlsx file (no deals: no such sheet)."""
     book = Workbook()
     book.remove(book.active)
     currency = report["currency"]
@@ -75,6 +75,14 @@ def pipeline_workbook(report: dict, deals: list[dict]) -> bytes:
             for c, r in report["rates"].items()
         ],
     )
+    if deals is not None:
+        _deal_sheet(book, deals)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def _deal_sheet(book: Workbook, deals: list[dict]) -> None:
     _sheet(
         book,
         "Deals",
@@ -108,6 +116,3 @@ def pipeline_workbook(report: dict, deals: list[dict]) -> bytes:
             for d in deals
         ],
     )
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()

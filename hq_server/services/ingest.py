@@ -22,6 +22,7 @@ from hq_server.metrics import projection, rollups, seqgaps
 from hq_server.models import OrgUnit
 from hq_server.services import rules
 from hq_server.services.deals import load_deals, write_deals
+from hq_server.services.pipeline_history import pipeline_state, record_changes
 from hq_server.services.rows import to_json
 from shared import protocol
 from shared.events import content_hash, load_event
@@ -287,12 +288,18 @@ def _store(
         rules.record_judgement(conn, branch, events, judgement, now)
         events = [e for e in events if e["id"] not in judgement.blocked]
     if events:
-        apply_to_projection(conn, branch, events)
+        apply_to_projection(conn, branch, events, at=now)
         add_rollups(conn, branch, events)
 
 
-def apply_to_projection(conn, branch: OrgUnit, events: list[dict]) -> None:
-    """Fold events into their deals' projected state and write the deals back."""
+def apply_to_projection(
+    conn, branch: OrgUnit, events: list[dict], *, at: datetime | None = None
+) -> None:
+    """Fold events into their deals' projected state and write the deals back.
+
+    With ``at`` (the moment HQ applies them) the changes of pipeline state are
+    recorded for as-of reads; a rebuild passes none (the history stays as it was).
+    """
     by_deal: dict[uuid.UUID, list[dict]] = {}
     for ev in events:
         if "deal" in ev:
@@ -300,12 +307,16 @@ def apply_to_projection(conn, branch: OrgUnit, events: list[dict]) -> None:
     if not by_deal:
         return
     states = load_deals(conn, list(by_deal))
+    tz = ZoneInfo(branch.timezone)
+    before = {deal_id: pipeline_state(s, tz) for deal_id, s in states.items()}
     for deal_id, deal_events in by_deal.items():
         state = states.setdefault(deal_id, projection.new_deal(deal_id, branch.id))
         for ev in deal_events:
             projection.apply_event(state, ev)
-    if write_deals(conn, list(states.values()), ZoneInfo(branch.timezone)) != len(states):
+    if write_deals(conn, list(states.values()), tz) != len(states):
         raise PushConflict("a deal id was claimed by a concurrent push of another branch")
+    if at is not None:
+        record_changes(conn, before, states, at, tz)
 
 
 def add_rollups(conn, branch: OrgUnit, events: list[dict]) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import text
 
 from hq_server.extensions import db
-from hq_server.metrics.pipeline import summarize
+from hq_server.metrics.bridge import TERMS, bridge, slipped
+from hq_server.metrics.pipeline import converted, in_currency, summarize
 from hq_server.services import fx, playbooks
+from hq_server.services import pipeline_history as history
 from hq_server.services.scope import Principal, branch_ids_under, resolve_unit
 from shared.stages import DEFAULT_STAGES
 
@@ -46,15 +48,36 @@ def pipeline(
     close_from: date | None = None,
     close_to: date | None = None,
     as_of: date | None = None,
+    at: datetime | None = None,
 ) -> dict:
-    """Summarize the unit's pipeline in the reporting currency at today's (or as-of) rates."""
+    """Summarize the unit's pipeline in the reporting currency at today's (or as-of) rates.
+
+    With ``at``, the pipeline as HQ knew it at that moment (``pipeline_history``), at the
+    rates of that day unless ``as_of`` names another; its window must be whole months.
+    """
     node = resolve_unit(principal, unit)
-    as_of = as_of or date.today()
-    deals = open_deals(principal, unit, close_from, close_to)
+    extra: dict = {}
+    if at is None:
+        as_of = as_of or date.today()
+        deals = open_deals(principal, unit, close_from, close_to)
+        stages = stage_table()
+    else:
+        history.whole_months(close_from, close_to)
+        as_of = as_of or at.date()
+        basis = history.basis_at(at)
+        deals = history.rows_as_of(branch_ids_under(principal, unit), basis)
+        stages = basis.stages
+        cut = history.usable_cut(basis)
+        extra = {
+            "at": at.isoformat(),
+            "basis": "applied",
+            "snapshot": cut.isoformat() if cut else None,
+            "playbook_version": basis.version,
+        }
     rate, table = fx.converter(as_of)
     currency = fx.reporting_currency()
     summary = summarize(
-        deals, stage_table(), rate, currency=currency, close_from=close_from, close_to=close_to
+        deals, stages, rate, currency=currency, close_from=close_from, close_to=close_to
     )
     used = sorted({d["currency"] for d in deals if d["currency"]})
     return {
@@ -69,5 +92,124 @@ def pipeline(
             if c in table
         },
         "rates_as_of": as_of.isoformat(),
+        **extra,
         **summary.as_dict(),
     }
+
+
+def changes(
+    principal: Principal,
+    unit: str,
+    t0: datetime,
+    t1: datetime,
+    close_from: date,
+    close_to: date,
+    *,
+    term: str | None = None,
+) -> dict:
+    """Bridge the unit's open pipeline closing in [close_from, close_to] from t0 to t1.
+
+    Both sides convert at the rates of t1's day (a constant-currency bridge), so every
+    change of amount is a change of the deals. Only deals that changed in (t0, t1] are
+    read one by one; the rest count in start and end alike. ``term`` adds its deals.
+    """
+    node = resolve_unit(principal, unit)
+    history.whole_months(close_from, close_to)
+    if t1 < t0:
+        raise history.WindowError("the end moment is before the start moment")
+    branches = branch_ids_under(principal, unit)
+    currency = fx.reporting_currency()
+    rate, table = fx.converter(t1.date())
+    rate = in_currency(rate, currency)
+    changed = history.changed_between(branches, t0, t1)
+    before, after = history.states_at(changed, t0), history.states_at(changed, t1)
+    moved = bridge(before, after, close_from, close_to, rate_start=rate)
+    sides = []
+    for moment in (t0, t1):
+        basis = history.basis_at(moment)
+        rows = history.rows_as_of(branches, basis)
+        summary = summarize(
+            rows, basis.stages, rate, currency=currency, close_from=close_from, close_to=close_to
+        )
+        sides.append((summary.open_count, summary.open_amount))
+    # Deals that did not change sit in both snapshots with the same amount.
+    still = (sides[0][0] - moved.start.count, sides[0][1] - moved.start.amount)
+    terms = {name: getattr(moved, name) for name in TERMS}
+    out = {name: {"count": t.count, "amount": t.amount} for name, t in terms.items()}
+    for name in ("start", "end"):
+        out[name] = {
+            "count": out[name]["count"] + still[0],
+            "amount": out[name]["amount"] + still[1],
+        }
+    balanced = moved.check() and (out["end"]["count"], out["end"]["amount"]) == sides[1]
+    result = {
+        "unit": {"code": node.code, "name": node.name, "kind": node.kind},
+        "currency": currency,
+        "from": t0.isoformat(),
+        "to": t1.isoformat(),
+        "basis": "applied",
+        "rates_as_of": t1.date().isoformat(),
+        "period": {"from": close_from.isoformat(), "to": close_to.isoformat()},
+        "terms": {
+            name: {"count": v["count"], "amount": str(v["amount"])} for name, v in out.items()
+        },
+        "balanced": balanced,
+        "slipped": _slipped(changed, t1),
+    }
+    if term is not None:
+        ids = list(terms[term].ids) if term not in ("start", "end") else []
+        result["term"] = term
+        result["deals"] = _deal_details(ids, before, after, rate)
+    return result
+
+
+def _slipped(deal_ids: list, t1: datetime) -> list[dict]:
+    """Return the changed deals whose expected close moved later, most often first."""
+    found = [
+        {"id": str(deal_id), "times": n}
+        for deal_id, days in history.close_history(deal_ids, t1).items()
+        if (n := slipped(days))
+    ]
+    return sorted(found, key=lambda d: (-d["times"], d["id"]))[:200]
+
+
+def _side(state: dict | None, rate) -> dict | None:
+    if state is None:
+        return None
+    return {
+        "status": state["status"],
+        "stage": state["stage"],
+        "expected_close": state["expected_close"] and state["expected_close"].isoformat(),
+        "currency": state["currency"],
+        "amount": str(converted(state, rate)),
+    }
+
+
+def _deal_details(ids: list, before: dict, after: dict, rate) -> list[dict]:
+    """Return a term's deals: who and what, and their state at both moments."""
+    if not ids:
+        return []
+    rows = db.session.execute(
+        text(
+            "SELECT d.id, d.name, d.customer, b.code AS branch, p.code AS rep FROM deals d "
+            "JOIN org_units b ON b.id = d.branch_id LEFT JOIN reps p ON p.id = d.rep_id "
+            "WHERE d.id = ANY(:ids)"
+        ),
+        {"ids": ids},
+    ).mappings()
+    known = {row["id"]: dict(row) for row in rows}
+    details = []
+    for deal_id in ids:
+        info = known.get(deal_id, {"name": None, "customer": None, "branch": None, "rep": None})
+        details.append(
+            {
+                "id": str(deal_id),
+                "name": info["name"],
+                "customer": info["customer"],
+                "branch": info["branch"],
+                "rep": info["rep"],
+                "start": _side(before.get(deal_id), rate),
+                "end": _side(after.get(deal_id), rate),
+            }
+        )
+    return details

@@ -39,8 +39,12 @@ class Principal:
             return cls(
                 "agent", "agent", record.branch.code, branch_id=record.branch_id, token_id=record.id
             )
-        user = record.user
-        return cls("user", user.role, user.scope_unit.code, user_id=user.id, token_id=record.id)
+        return cls.from_user(record.user, token_id=record.id)
+
+    @classmethod
+    def from_user(cls, user, token_id: int | None = None) -> Principal:
+        """Build the principal of a user (a session, a background job on their behalf)."""
+        return cls("user", user.role, user.scope_unit.code, user_id=user.id, token_id=token_id)
 
 
 def unit_paths(code: str) -> list[str]:

@@ -207,7 +207,7 @@ def decide(principal: Principal, approval_id: int, approve: bool, note: str, by:
     if approve and row is not None:
         branch = db.session.get(OrgUnit, approval.branch_id)
         event = replayable(row)
-        apply_to_projection(conn, branch, [event])
+        apply_to_projection(conn, branch, [event], at=now)
         add_rollups(conn, branch, [event])
     conn.execute(
         text(

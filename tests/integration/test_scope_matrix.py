@@ -12,7 +12,9 @@ from hq_server.extensions import db
 from hq_server.models import Approval, LaggingFlag, Violation
 from hq_server.services.org import active_unit
 from tests.factories import ROLE_SCOPES, EventMaker, push
+from tests.integration.scope_finance import ROUTES as FINANCE_ROUTES
 from tests.integration.scope_notify import ROUTES as NOTIFY_ROUTES
+from tests.integration.scope_web import WEB_ROUTES
 
 UNITS = ("HQ", "EAST", "WEST", "SH01", "HZ01", "CD01")
 BRANCHES = ("SH01", "HZ01", "CD01")
@@ -234,6 +236,8 @@ ROUTES = {
 }
 
 ROUTES.update(NOTIFY_ROUTES)
+ROUTES.update(WEB_ROUTES)
+ROUTES.update(FINANCE_ROUTES)
 
 CALLERS = [("user", role, scope) for role, scope in ROLE_SCOPES.items()] + [
     ("agent", "agent", branch) for branch in BRANCHES

@@ -1,0 +1,434 @@
+"""The pipeline's history: what HQ knew of every deal at any past moment, and fast.
+
+Basis: *applied* time. A deal's pipeline state at moment T is the projection of the
+events HQ had applied by T (for a pushed event, the moment its push was stored; for an
+event held for approval, the moment it was released). That is what finance saw on the
+screen at T, it never changes afterwards, and it equals a replay of the event log up to T
+(``received_at <= T``, counted events). A late event with an old ``occurred_at`` shows from
+the moment it arrived, not before.
+
+Storage: every push that changes a deal's pipeline fields writes two rows to
+``pipeline_changes`` at the push's time: −1 with the old state, +1 with the new. The sum
+of all rows up to T is the pipeline at T. A *cut* (``pipeline_cuts``, normally each
+midnight UTC) stores that sum grouped per branch × status × stage × category × month ×
+currency in ``pipeline_snapshots``; an as-of read adds the rows since the latest usable
+cut. Deals in the reporting currency (or in none yet) are summed with their weighted amount rounded per
+deal first; a deal in another currency keeps a row of its own, so it still converts and
+rounds one deal at a time at the rate of the day asked for. A cut's weighted amounts use
+the stage probabilities in force at the cut; a read whose moment falls under another
+playbook version, or after the reporting currency changed, does not use it.
+
+As-of windows are whole months (the snapshot keeps months, not days).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+
+from hq_server.extensions import db
+from hq_server.metrics.projection import apply_event, local_day, new_deal
+from hq_server.services import fx, playbooks
+from shared.stages import DEFAULT_STAGES, Stage
+
+log = logging.getLogger(__name__)
+
+FIELDS = (
+    "branch_id",
+    "status",
+    "stage",
+    "forecast_category",
+    "expected_close",
+    "closed_day",
+    "currency",
+    "amount",
+)
+# Cuts are not taken closer to now than this: pushes stamped before a cut must have committed.
+SETTLE = timedelta(minutes=10)
+
+
+class WindowError(ValueError):
+    """An as-of window that is not whole months."""
+
+
+def pipeline_state(state: dict, tz) -> tuple:
+    """Return the fields of a projected deal that the pipeline reads, in ``FIELDS`` order."""
+    closed_day = local_day(state["closed_at"], tz)
+    return tuple(closed_day if f == "closed_day" else state[f] for f in FIELDS)
+
+
+def record_changes(conn, before: dict, after: dict, at: datetime, tz) -> int:
+    """Write −old/+new rows for the deals whose pipeline fields changed; return rows written.
+
+    ``before`` maps deal id to ``pipeline_state`` before the push (a new deal: absent),
+    ``after`` maps deal id to its projected state after it.
+    """
+    rows = []
+    for deal_id, state in after.items():
+        new = pipeline_state(state, tz)
+        old = before.get(deal_id)
+        if old == new:
+            continue
+        if old is not None:
+            rows.append((at, deal_id, -1, old))
+        rows.append((at, deal_id, 1, new))
+    if rows:
+        insert_changes(conn, rows)
+    return len(rows)
+
+
+_INSERT = text(
+    "INSERT INTO pipeline_changes (at, deal_id, sign, branch_id, status, stage, "
+    "forecast_category, expected_close, closed_day, currency, amount) "
+    "SELECT * FROM unnest(CAST(:ats AS timestamptz[]), CAST(:ids AS uuid[]), "
+    "CAST(:signs AS smallint[]), "
+    "CAST(:branches AS int[]), CAST(:statuses AS text[]), CAST(:stages AS text[]), "
+    "CAST(:cats AS text[]), CAST(:closes AS date[]), CAST(:closed AS date[]), "
+    "CAST(:currencies AS text[]), CAST(:amounts AS numeric[]))"
+)
+
+
+_STATE_PARAMS = (
+    "branches",
+    "statuses",
+    "stages",
+    "cats",
+    "closes",
+    "closed",
+    "currencies",
+    "amounts",
+)
+
+
+def insert_changes(conn, rows: list[tuple]) -> None:
+    """Insert ``(at, deal id, sign, pipeline_state)`` rows in one statement."""
+    columns = zip(*(state for *_, state in rows), strict=True)
+    params = dict(zip(_STATE_PARAMS, map(list, columns), strict=True))
+    params.update(ats=[r[0] for r in rows], ids=[r[1] for r in rows], signs=[r[2] for r in rows])
+    conn.execute(_INSERT, params)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class Basis:
+    """What an as-of read at a moment assumes: playbook version, stage table, currency."""
+
+    at: datetime
+    version: int | None
+    stages: tuple[Stage, ...]
+    currency: str
+
+
+def basis_at(at: datetime) -> Basis:
+    """Return the playbook version and stage table in force at ``at``, and the currency."""
+    version = playbooks.Timeline.load(db.session).version_at(at)
+    if version is None:
+        stages = tuple(DEFAULT_STAGES)
+    else:
+        stages = tuple(playbooks.compiled(version).stages)
+    return Basis(at, version, stages, fx.reporting_currency())
+
+
+def _probabilities(stages: Iterable[Stage]) -> dict:
+    stages = list(stages)
+    first = min((s for s in stages if not s.is_closed), key=lambda s: s.order)
+    return {
+        "p_names": [s.name for s in stages],
+        "p_values": [Decimal(str(s.probability)) for s in stages],
+        "p_first": first.name,
+    }
+
+
+# The rows of pipeline_changes in a range, shaped like snapshot rows: weighted per deal in
+# the reporting currency (others are weighted at read time), one row per foreign deal.
+_CHANGE_ROWS = """
+SELECT c.branch_id, c.status, c.stage, c.forecast_category,
+       CAST(date_trunc('month', CASE WHEN c.status = 'open' THEN c.expected_close
+                                     ELSE c.closed_day END) AS date) AS month,
+       c.currency,
+       CASE WHEN coalesce(c.currency, :cur) = :cur THEN NULL ELSE c.deal_id END AS deal_id,
+       c.sign AS deals, c.sign * coalesce(c.amount, 0) AS amount,
+       CASE WHEN coalesce(c.currency, :cur) = :cur AND c.status = 'open'
+            THEN c.sign * round(coalesce(c.amount, 0) * p.prob, 2) END AS weighted
+FROM pipeline_changes c
+LEFT JOIN unnest(CAST(:p_names AS text[]), CAST(:p_values AS numeric[])) AS p(stage, prob)
+       ON p.stage = coalesce(c.stage, :p_first)
+WHERE {where}
+"""
+_GROUP = "branch_id, status, stage, forecast_category, month, currency, deal_id"
+_SUMS = "sum(deals) AS deals, sum(amount) AS amount, sum(weighted) AS weighted"
+_NONZERO = "HAVING sum(deals) <> 0 OR sum(amount) <> 0"
+
+
+def usable_cut(basis: Basis) -> datetime | None:
+    """Return the latest cut at or before the moment that matches its playbook and currency."""
+    return db.session.execute(
+        text(
+            "SELECT max(cut) FROM pipeline_cuts WHERE cut <= :at AND reporting_currency = :cur "
+            "AND playbook_version IS NOT DISTINCT FROM :v"
+        ),
+        {"at": basis.at, "cur": basis.currency, "v": basis.version},
+    ).scalar()
+
+
+def rows_as_of(branches: list[int], basis: Basis) -> list[dict]:
+    """Return the pipeline of ``branches`` at ``basis.at`` as summed rows (pseudo-deals).
+
+    Each row reads like a deal to ``metrics.pipeline.summarize``: status, stage, category,
+    currency, the month as ``expected_close`` (open) or ``closed_day`` (closed), and
+    ``_count`` deals worth ``amount`` (``_weighted`` already rounded per deal when set).
+    """
+    cut = usable_cut(basis)
+    params = {
+        "b": branches,
+        "at": basis.at,
+        "cur": basis.currency,
+        "cut": cut,
+        **_probabilities(basis.stages),
+    }
+    changes = _CHANGE_ROWS.format(
+        where="c.branch_id = ANY(:b) AND c.at <= :at"
+        + (" AND c.at >= :cut" if cut is not None else "")
+    )
+    if cut is not None:
+        source = (
+            "SELECT branch_id, status, stage, forecast_category, month, currency, deal_id, "
+            "deals, amount, weighted FROM pipeline_snapshots WHERE cut = :cut "
+            f"AND branch_id = ANY(:b) UNION ALL {changes}"
+        )
+    else:
+        source = changes
+    sql = (
+        "SELECT status, stage, forecast_category, month, currency, deal_id, "
+        f"{_SUMS} FROM ({source}) s GROUP BY status, stage, forecast_category, month, "
+        f"currency, deal_id {_NONZERO}"
+    )
+    return [_pseudo_deal(row) for row in db.session.execute(text(sql), params).mappings()]
+
+
+def _pseudo_deal(row) -> dict:
+    closed = row["status"] != "open"
+    deal = {
+        "id": row["deal_id"],
+        "status": row["status"],
+        "stage": row["stage"],
+        "forecast_category": row["forecast_category"],
+        "expected_close": None if closed else row["month"],
+        "closed_day": row["month"] if closed else None,
+        "currency": row["currency"],
+        "amount": Decimal(row["amount"]),
+        "_count": int(row["deals"]),
+    }
+    if row["weighted"] is not None:
+        deal["_weighted"] = Decimal(row["weighted"])
+    return deal
+
+
+def whole_months(close_from: date | None, close_to: date | None) -> None:
+    """Refuse a window that does not start on a 1st and end on a month's last day."""
+    if close_from is not None and close_from.day != 1:
+        raise WindowError("as-of windows are whole months: close_from must be a 1st")
+    if close_to is not None and (close_to + timedelta(days=1)).day != 1:
+        raise WindowError("as-of windows are whole months: close_to must be a month's last day")
+
+
+_STATES_AT = text(
+    "SELECT DISTINCT ON (deal_id) deal_id, branch_id, status, stage, forecast_category, "
+    "expected_close, closed_day, currency, amount FROM pipeline_changes "
+    "WHERE deal_id = ANY(:ids) AND at <= :at AND sign = 1 "
+    "ORDER BY deal_id, at DESC, id DESC"
+)
+
+
+def states_at(deal_ids: list, at: datetime) -> dict:
+    """Return each deal's pipeline state at ``at`` (deals HQ did not know yet are absent)."""
+    if not deal_ids:
+        return {}
+    rows = db.session.execute(_STATES_AT, {"ids": deal_ids, "at": at}).mappings()
+    return {row["deal_id"]: dict(row) for row in rows}
+
+
+def changed_between(branches: list[int], t0: datetime, t1: datetime) -> list:
+    """Return the ids of the deals of ``branches`` whose pipeline state changed in (t0, t1]."""
+    return db.session.scalars(
+        text(
+            "SELECT DISTINCT deal_id FROM pipeline_changes WHERE branch_id = ANY(:b) "
+            "AND at > :t0 AND at <= :t1"
+        ),
+        {"b": branches, "t0": t0, "t1": t1},
+    ).all()
+
+
+def close_history(deal_ids: list, t1: datetime) -> dict:
+    """Return each deal's successive expected close dates as HQ saw them up to ``t1``."""
+    if not deal_ids:
+        return {}
+    rows = db.session.execute(
+        text(
+            "SELECT deal_id, expected_close FROM pipeline_changes WHERE deal_id = ANY(:ids) "
+            "AND at <= :t1 AND sign = 1 ORDER BY deal_id, at, id"
+        ),
+        {"ids": deal_ids, "t1": t1},
+    )
+    history: dict = {}
+    for deal_id, close in rows:
+        days = history.setdefault(deal_id, [])
+        if not days or days[-1] != close:
+            days.append(close)
+    return history
+
+
+# --------------------------------------------------------------------------- cuts
+
+
+def build_cut(cut: datetime) -> int:
+    """Sum the pipeline up to (not including) ``cut`` into a snapshot; return its rows.
+
+    Builds on the latest earlier cut of the same playbook version and currency, else on
+    the whole history. A cut that exists is left as it is. Caller commits.
+    """
+    conn = db.session.connection()
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('pipeline_cuts'))"))
+    if conn.execute(text("SELECT 1 FROM pipeline_cuts WHERE cut = :c"), {"c": cut}).first():
+        return 0
+    # The cut holds what was applied strictly before it; its basis is that of the moment
+    # just before, so a read at any later moment of the same version can start from it.
+    basis = basis_at(cut - timedelta(microseconds=1))
+    previous = conn.execute(
+        text(
+            "SELECT max(cut) FROM pipeline_cuts WHERE cut < :c AND reporting_currency = :cur "
+            "AND playbook_version IS NOT DISTINCT FROM :v"
+        ),
+        {"c": cut, "cur": basis.currency, "v": basis.version},
+    ).scalar()
+    params = {
+        "c": cut,
+        "prev": previous,
+        "cur": basis.currency,
+        "v": basis.version,
+        **_probabilities(basis.stages),
+    }
+    changes = _CHANGE_ROWS.format(
+        where="c.at < :c" + (" AND c.at >= :prev" if previous is not None else "")
+    )
+    source = changes
+    if previous is not None:
+        source = (
+            f"SELECT {_GROUP}, deals, amount, weighted FROM pipeline_snapshots "
+            f"WHERE cut = :prev UNION ALL {changes}"
+        )
+    conn.execute(
+        text(
+            "INSERT INTO pipeline_cuts (cut, playbook_version, reporting_currency, rows) "
+            "VALUES (:c, :v, :cur, 0)"
+        ),
+        params,
+    )
+    written = conn.execute(
+        text(
+            f"INSERT INTO pipeline_snapshots (cut, {_GROUP}, deals, amount, weighted) "
+            f"SELECT :c, {_GROUP}, {_SUMS} FROM ({source}) s GROUP BY {_GROUP} {_NONZERO}"
+        ),
+        params,
+    ).rowcount
+    conn.execute(
+        text("UPDATE pipeline_cuts SET rows = :n WHERE cut = :c"), {"n": written, "c": cut}
+    )
+    return written
+
+
+def due_cuts(now: datetime | None = None) -> list[datetime]:
+    """Return the midnights (UTC) not cut yet, from the first change up to settled time."""
+    now = now or datetime.now(UTC)
+    first, last_cut = db.session.execute(
+        text("SELECT (SELECT min(at) FROM pipeline_changes), (SELECT max(cut) FROM pipeline_cuts)")
+    ).one()
+    if first is None:
+        return []
+    start = last_cut + timedelta(days=1) if last_cut else _next_midnight(first)
+    settled = now - SETTLE
+    cuts = []
+    while start <= settled:
+        cuts.append(start)
+        start += timedelta(days=1)
+    return cuts
+
+
+def _next_midnight(moment: datetime) -> datetime:
+    day = moment.astimezone(UTC).date() + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def snapshot_pipeline(now: datetime | None = None) -> dict:
+    """Take every due midnight cut, one transaction each; return how many and their rows."""
+    taken, rows = 0, 0
+    for cut in due_cuts(now):
+        rows += build_cut(cut)
+        db.session.commit()
+        taken += 1
+    return {"cuts": taken, "rows": rows}
+
+
+# --------------------------------------------------------------------------- backfill
+
+
+def backfill(progress=None) -> int:
+    """Rebuild ``pipeline_changes`` from the event log (cuts are dropped); return rows.
+
+    For an installation upgraded from before the history existed, and as the repair path:
+    every counted event is replayed per deal in the order HQ stored it, each change
+    stamped with the event's ``received_at``. Caller commits.
+    """
+    from hq_server.services.rebuild import replayable
+
+    conn = db.session.connection()
+    conn.execute(text("DELETE FROM pipeline_cuts"))
+    conn.execute(text("DELETE FROM pipeline_changes"))
+    zones = {
+        row.id: ZoneInfo(row.timezone)
+        for row in conn.execute(text("SELECT id, timezone FROM org_units WHERE kind = 'branch'"))
+    }
+    result = conn.execution_options(stream_results=True, yield_per=5000).execute(
+        text(
+            "SELECT e.id, e.branch_id, e.rep_id, e.deal_id, e.received_at, e.payload, "
+            "(SELECT r.id FROM reps r WHERE r.code = e.payload->'data'->>'to_rep') AS to_rep_id "
+            "FROM events e WHERE e.status = 'counted' AND e.deal_id IS NOT NULL "
+            "ORDER BY e.deal_id, e.received_at, e.id"
+        )
+    )
+    written = 0
+    pending: list[tuple] = []
+    current, state, known = None, None, None
+    for row in result:
+        if row.deal_id != current:
+            current, known = row.deal_id, None
+            state = new_deal(row.deal_id, row.branch_id)
+        tz = zones[state["branch_id"]]
+        apply_event(state, replayable(row))
+        now = pipeline_state(state, tz)
+        if now != known:
+            if known is not None:
+                pending.append((row.received_at, row.deal_id, -1, known))
+            pending.append((row.received_at, row.deal_id, 1, now))
+            known = now
+        if progress:
+            progress(1)
+        if len(pending) >= 20000:
+            written += _flush(conn, pending)
+    return written + _flush(conn, pending)
+
+
+def _flush(conn, pending: list) -> int:
+    if pending:
+        insert_changes(conn, pending)
+    written = len(pending)
+    pending.clear()
+    return written

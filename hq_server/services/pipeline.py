@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import text
 
@@ -54,26 +54,32 @@ def pipeline(
 
     With ``at``, the pipeline as HQ knew it at that moment (``pipeline_history``), at the
     rates of that day unless ``as_of`` names another; its window must be whole months.
+    Now, with no window or a whole-month one, the same sums serve the live read; a window
+    of other days is read deal by deal.
     """
     node = resolve_unit(principal, unit)
     extra: dict = {}
-    if at is None:
+    if at is None and not history.is_whole_months(close_from, close_to):
+        # A window of odd days: deal by deal from the projection.
         as_of = as_of or date.today()
         deals = open_deals(principal, unit, close_from, close_to)
         stages = stage_table()
     else:
+        # The history's sums: the latest cut plus what changed since.
         history.whole_months(close_from, close_to)
-        as_of = as_of or at.date()
-        basis = history.basis_at(at)
+        moment = at or datetime.now(UTC)
+        as_of = as_of or moment.date()
+        basis = history.basis_at(moment)
         deals = history.rows_as_of(branch_ids_under(principal, unit), basis)
         stages = basis.stages
-        cut = history.usable_cut(basis)
-        extra = {
-            "at": at.isoformat(),
-            "basis": "applied",
-            "snapshot": cut.isoformat() if cut else None,
-            "playbook_version": basis.version,
-        }
+        if at is not None:
+            cut = history.usable_cut(basis)
+            extra = {
+                "at": at.isoformat(),
+                "basis": "applied",
+                "snapshot": cut.isoformat() if cut else None,
+                "playbook_version": basis.version,
+            }
     rate, table = fx.converter(as_of)
     currency = fx.reporting_currency()
     summary = summarize(

@@ -12,11 +12,11 @@ Storage: every push that changes a deal's pipeline fields writes two rows to
 of all rows up to T is the pipeline at T. A *cut* (``pipeline_cuts``, normally each
 midnight UTC) stores that sum grouped per branch × status × stage × category × month ×
 currency in ``pipeline_snapshots``; an as-of read adds the rows since the latest usable
-cut. Deals in the reporting currency (or in none yet) are summed with their weighted amount rounded per
-deal first; a deal in another currency keeps a row of its own, so it still converts and
-rounds one deal at a time at the rate of the day asked for. A cut's weighted amounts use
-the stage probabilities in force at the cut; a read whose moment falls under another
-playbook version, or after the reporting currency changed, does not use it.
+cut. Deals in the reporting currency (or in none yet) are summed with their weighted
+amount rounded per deal first; a deal in another currency keeps a row of its own, so it
+still converts and rounds one deal at a time at the rate of the day asked for. A cut's
+weighted amounts use the stage probabilities in force at the cut; a read whose moment falls
+under another playbook version, or after the reporting currency changed, does not use it.
 
 As-of windows are whole months (the snapshot keeps months, not days).
 """
@@ -240,6 +240,15 @@ def whole_months(close_from: date | None, close_to: date | None) -> None:
         raise WindowError("as-of windows are whole months: close_to must be a month's last day")
 
 
+def is_whole_months(close_from: date | None, close_to: date | None) -> bool:
+    """Tell whether the window is whole months (or open at either end)."""
+    try:
+        whole_months(close_from, close_to)
+    except WindowError:
+        return False
+    return True
+
+
 _STATES_AT = text(
     "SELECT DISTINCT ON (deal_id) deal_id, branch_id, status, stage, forecast_category, "
     "expected_close, closed_day, currency, amount FROM pipeline_changes "
@@ -299,9 +308,9 @@ def build_cut(cut: datetime) -> int:
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('pipeline_cuts'))"))
     if conn.execute(text("SELECT 1 FROM pipeline_cuts WHERE cut = :c"), {"c": cut}).first():
         return 0
-    # The cut holds what was applied strictly before it; its basis is that of the moment
-    # just before, so a read at any later moment of the same version can start from it.
-    basis = basis_at(cut - timedelta(microseconds=1))
+    # The cut holds what was applied strictly before it, weighted by the playbook in force
+    # at the cut itself: a cut at a publication serves the new version's reads at once.
+    basis = basis_at(cut)
     previous = conn.execute(
         text(
             "SELECT max(cut) FROM pipeline_cuts WHERE cut < :c AND reporting_currency = :cur "
@@ -346,29 +355,38 @@ def build_cut(cut: datetime) -> int:
 
 
 def due_cuts(now: datetime | None = None) -> list[datetime]:
-    """Return the midnights (UTC) not cut yet, from the first change up to settled time."""
+    """Return the settled moments not cut yet: each midnight (UTC) since the first change,
+    and each playbook publication (its new probabilities weigh the cuts after it)."""
     now = now or datetime.now(UTC)
+    settled = now - SETTLE
     first, last_cut = db.session.execute(
         text("SELECT (SELECT min(at) FROM pipeline_changes), (SELECT max(cut) FROM pipeline_cuts)")
     ).one()
     if first is None:
         return []
-    start = last_cut + timedelta(days=1) if last_cut else _next_midnight(first)
-    settled = now - SETTLE
+    start = _next_midnight(last_cut) if last_cut else _next_midnight(first)
     cuts = []
     while start <= settled:
         cuts.append(start)
         start += timedelta(days=1)
-    return cuts
+    published = db.session.scalars(
+        text(
+            "SELECT p.published_at FROM playbooks p WHERE p.published_at BETWEEN :first AND "
+            ":settled AND NOT EXISTS (SELECT 1 FROM pipeline_cuts c WHERE c.cut = p.published_at)"
+        ),
+        {"first": first, "settled": settled},
+    ).all()
+    return sorted(set(cuts) | set(published))
 
 
 def _next_midnight(moment: datetime) -> datetime:
+    """Return the first midnight (UTC) after ``moment``."""
     day = moment.astimezone(UTC).date() + timedelta(days=1)
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def snapshot_pipeline(now: datetime | None = None) -> dict:
-    """Take every due midnight cut, one transaction each; return how many and their rows."""
+    """Take every due cut, one transaction each; return how many and their rows."""
     taken, rows = 0, 0
     for cut in due_cuts(now):
         rows += build_cut(cut)
@@ -396,13 +414,13 @@ def backfill(progress=None) -> int:
         row.id: ZoneInfo(row.timezone)
         for row in conn.execute(text("SELECT id, timezone FROM org_units WHERE kind = 'branch'"))
     }
-    result = conn.execution_options(stream_results=True, yield_per=5000).execute(
+    result = conn.execute(
         text(
             "SELECT e.id, e.branch_id, e.rep_id, e.deal_id, e.received_at, e.payload, "
             "(SELECT r.id FROM reps r WHERE r.code = e.payload->'data'->>'to_rep') AS to_rep_id "
             "FROM events e WHERE e.status = 'counted' AND e.deal_id IS NOT NULL "
             "ORDER BY e.deal_id, e.received_at, e.id"
-        )
+        ).execution_options(stream_results=True, yield_per=5000)
     )
     written = 0
     pending: list[tuple] = []

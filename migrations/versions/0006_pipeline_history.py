@@ -81,6 +81,14 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_export_jobs'))
     )
     # ### end Alembic commands ###
+    # The deals known at the upgrade start the history, so live reads stay whole;
+    # `hq-server pipeline backfill` rebuilds the history before it from the events.
+    op.execute(
+        "INSERT INTO pipeline_changes (at, deal_id, sign, branch_id, status, stage, "
+        "forecast_category, expected_close, closed_day, currency, amount) "
+        "SELECT now(), id, 1, branch_id, status, stage, forecast_category, expected_close, "
+        "closed_day, currency, amount FROM deals"
+    )
 
 
 def downgrade():

@@ -305,3 +305,39 @@ def test_an_export_of_a_unit_out_of_scope_is_refused_at_once(client, company):
         "/api/v1/exports", json={"unit": "WEST"}, headers=company.user("branch_manager")
     )
     assert resp.status_code == 404
+
+
+def test_weighted_amounts_follow_the_playbook_in_force_at_the_moment(app, client, company):
+    from pathlib import Path
+
+    from hq_server.services.pipeline_history import snapshot_pipeline
+
+    source = (Path(__file__).resolve().parents[2] / "config" / "playbook.default.yaml").read_text()
+    rep = EventMaker("SH01-001", start=datetime.now(UTC))
+    deal = str(uuid.uuid4())
+    opened = {"name": "x", "amount": 1000, "currency": "CNY", "stage": "quote"}
+    push(client, company.agent("SH01"), [rep.make("deal.opened", opened, deal=deal)])
+    before = datetime.now(UTC)
+    time.sleep(0.002)
+    hq = company.user("hq_manager")
+    assert client.post("/api/v1/playbooks", data=source, headers=hq).status_code == 201
+    bolder = source.replace("probability: 0.60", "probability: 0.75").replace(
+        "version: 1", "version: 2"
+    )
+    resp = client.post("/api/v1/playbooks", data=bolder, headers=hq)
+    assert resp.status_code == 201, resp.get_json()
+    after = datetime.now(UTC)
+    with app.app_context():
+        taken = snapshot_pipeline(now=after + timedelta(days=2))
+        db.session.commit()
+    assert taken["cuts"] >= 2  # a midnight and each publication
+
+    def weighted(at: datetime) -> str:
+        body = client.get(f"/api/v1/pipeline?unit=HQ&at={_q(at)}", headers=company.user("finance"))
+        return body.get_json()["open"]["weighted"]
+
+    assert weighted(before) == "600.00"
+    assert weighted(after) == "750.00"
+    assert weighted(after + timedelta(days=1, hours=1)) == "750.00"  # from a midnight cut
+    live = client.get("/api/v1/pipeline?unit=HQ", headers=company.user("finance")).get_json()
+    assert live["open"]["weighted"] == "750.00"

@@ -34,6 +34,15 @@ class PipelineArgs(Schema):
             "windows; without an offset the company's time zone)"
         }
     )
+    basis = fields.String(
+        load_default="applied",
+        validate=validate.OneOf(["applied", "occurred"]),
+        metadata={
+            "description": "with at: 'applied' (default) = what HQ had stored by then, from "
+            "the history (fast); 'occurred' = what had happened by then, late events "
+            "included, replayed from the events (slower)"
+        },
+    )
     format_ = fields.String(data_key="format", validate=validate.OneOf(["json", "csv", "xlsx"]))
 
 
@@ -81,7 +90,9 @@ class RateSchema(Schema):
 @blp.get("/pipeline")
 @token_required("user")
 @blp.arguments(PipelineArgs, location="query", as_kwargs=True)
-def pipeline(unit, close_from=None, close_to=None, as_of=None, at=None, format_=None):
+def pipeline(
+    unit, close_from=None, close_to=None, as_of=None, at=None, basis="applied", format_=None
+):
     """Open, weighted and forecast-category pipeline of a unit, now or ``at`` a past moment.
 
     ``format=csv|xlsx`` downloads it (for a large unit, ``POST /exports`` builds the
@@ -90,7 +101,13 @@ def pipeline(unit, close_from=None, close_to=None, as_of=None, at=None, format_=
     at = _moment(at)
     try:
         report = pipelines.pipeline(
-            g.principal, unit, close_from=close_from, close_to=close_to, as_of=as_of, at=at
+            g.principal,
+            unit,
+            close_from=close_from,
+            close_to=close_to,
+            as_of=as_of,
+            at=at,
+            basis=basis,
         )
     except fx.FxError as exc:
         raise ApiError(422, "missing_rate", str(exc)) from exc

@@ -49,13 +49,15 @@ def pipeline(
     close_to: date | None = None,
     as_of: date | None = None,
     at: datetime | None = None,
+    basis: str = "applied",
 ) -> dict:
     """Summarize the unit's pipeline in the reporting currency at today's (or as-of) rates.
 
     With ``at``, the pipeline as HQ knew it at that moment (``pipeline_history``), at the
     rates of that day unless ``as_of`` names another; its window must be whole months.
     Now, with no window or a whole-month one, the same sums serve the live read; a window
-    of other days is read deal by deal.
+    of other days is read deal by deal. ``basis="occurred"`` replays instead the events
+    that had happened by ``at`` (late arrivals included), deal by deal.
     """
     node = resolve_unit(principal, unit)
     extra: dict = {}
@@ -69,16 +71,19 @@ def pipeline(
         history.whole_months(close_from, close_to)
         moment = at or datetime.now(UTC)
         as_of = as_of or moment.date()
-        basis = history.basis_at(moment)
-        deals = history.rows_as_of(branch_ids_under(principal, unit), basis)
-        stages = basis.stages
+        rules = history.basis_at(moment)
+        branches = branch_ids_under(principal, unit)
+        if basis == "occurred" and at is not None:
+            deals, cut = history.deals_occurred(branches, at), None
+        else:
+            deals, cut = history.rows_as_of(branches, rules), history.usable_cut(rules)
+        stages = rules.stages
         if at is not None:
-            cut = history.usable_cut(basis)
             extra = {
                 "at": at.isoformat(),
-                "basis": "applied",
+                "basis": basis,
                 "snapshot": cut.isoformat() if cut else None,
-                "playbook_version": basis.version,
+                "playbook_version": rules.version,
             }
     rate, table = fx.converter(as_of)
     currency = fx.reporting_currency()

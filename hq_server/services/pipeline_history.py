@@ -450,3 +450,63 @@ def _flush(conn, pending: list) -> int:
     written = len(pending)
     pending.clear()
     return written
+
+
+# --------------------------------------------------------------------------- occurred basis
+
+_LAST = "ORDER BY e.occurred_at DESC, e.id DESC"
+_SETTERS = "('deal.opened', 'lead.created', 'deal.stage_changed', 'deal.won', 'deal.lost')"
+_MONEY = "('deal.opened', 'deal.updated', 'deal.won')"
+_OCCURRED = text(
+    f"""
+    SELECT e.deal_id AS id, min(b.timezone) AS tz,
+      (array_agg(CASE e.type WHEN 'deal.opened' THEN coalesce(e.payload->'data'->>'stage', 'lead')
+                             WHEN 'lead.created' THEN 'lead'
+                             WHEN 'deal.stage_changed' THEN e.payload->'data'->>'to'
+                             ELSE split_part(e.type, '.', 2) END {_LAST})
+         FILTER (WHERE e.type IN {_SETTERS}))[1] AS stage,
+      (array_agg(e.occurred_at {_LAST}) FILTER (WHERE e.type IN {_SETTERS}))[1] AS staged_at,
+      (array_agg(e.payload->'data'->>'amount' {_LAST})
+         FILTER (WHERE e.type IN {_MONEY} AND e.payload->'data' ? 'amount'))[1] AS amount,
+      (array_agg(e.payload->'data'->>'currency' {_LAST})
+         FILTER (WHERE e.type IN {_MONEY}
+                 AND coalesce(e.payload->'data'->>'currency', '') <> ''))[1] AS currency,
+      (array_agg(e.payload->'data'->>'expected_close' {_LAST})
+         FILTER (WHERE e.type IN ('deal.opened', 'deal.updated')
+                 AND e.payload->'data' ? 'expected_close'))[1] AS expected_close,
+      (array_agg(e.payload->'data'->>'forecast_category' {_LAST})
+         FILTER (WHERE e.payload->'data' ? 'forecast_category'))[1] AS forecast_category
+    FROM events e JOIN org_units b ON b.id = e.branch_id
+    WHERE e.branch_id = ANY(:b) AND e.status = 'counted' AND e.deal_id IS NOT NULL
+      AND e.occurred_at <= :at
+    GROUP BY e.deal_id
+    """
+)
+
+
+def deals_occurred(branches: list[int], at: datetime) -> list[dict]:
+    """Return every deal as the events that had *happened* by ``at`` make it.
+
+    The other basis: the pipeline as it really was at ``at`` by what is known now (late
+    events included). It is replayed from the events on each request (each field the last
+    writer by occurred time, as the projection does): exact, and slower than the history.
+    """
+    deals = []
+    for row in db.session.execute(_OCCURRED, {"b": branches, "at": at}).mappings():
+        stage = row["stage"]
+        status = stage if stage in ("won", "lost") else "open"
+        closed_at = row["staged_at"] if status != "open" else None
+        deals.append(
+            {
+                "id": row["id"],
+                "status": status,
+                "stage": stage,
+                "forecast_category": row["forecast_category"],
+                "expected_close": row["expected_close"]
+                and date.fromisoformat(row["expected_close"]),
+                "closed_day": local_day(closed_at, ZoneInfo(row["tz"])),
+                "currency": row["currency"],
+                "amount": Decimal(row["amount"]) if row["amount"] is not None else None,
+            }
+        )
+    return deals

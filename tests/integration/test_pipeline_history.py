@@ -118,12 +118,12 @@ def _pushed(client, company, batches, snapshot_after: set[int]) -> list[datetime
     return moments
 
 
-def replay(at: datetime) -> dict:
-    """Return every deal as the events HQ had stored by ``at`` make it (pure fold)."""
+def replay(at: datetime, by: str = "received_at") -> dict:
+    """Return every deal as the events HQ had stored (or that had happened) by ``at`` make it."""
     rows = db.session.execute(
         text(
             "SELECT id, rep_id, payload, NULL AS to_rep_id FROM events "
-            "WHERE status = 'counted' AND deal_id IS NOT NULL AND received_at <= :at"
+            f"WHERE status = 'counted' AND deal_id IS NOT NULL AND {by} <= :at"
         ),
         {"at": at},
     ).all()
@@ -150,11 +150,11 @@ _FIELDS = (
 )
 
 
-def _expected(at: datetime, window: tuple | None) -> dict:
+def _expected(at: datetime, window: tuple | None, by: str = "received_at") -> dict:
     rate, _ = fx.converter(at.date())
     lo, hi = window or (None, None)
     summary = summarize(
-        replay(at).values(), DEFAULT_STAGES, rate, currency="CNY", close_from=lo, close_to=hi
+        replay(at, by).values(), DEFAULT_STAGES, rate, currency="CNY", close_from=lo, close_to=hi
     )
     return summary.as_dict()
 
@@ -188,6 +188,16 @@ def test_as_of_equals_a_replay_of_what_hq_had_stored(app, client, batches, data)
     live = client.get("/api/v1/pipeline?unit=HQ", headers=company.user("finance")).get_json()
     with app.app_context():
         _compare(live, _expected(moments[-1], None))
+    # The other basis: what had happened by a moment, whenever it arrived.
+    for minutes in data.draw(st.lists(st.integers(0, 60 * 24 * 21), min_size=1, max_size=3)):
+        at = BASE + timedelta(minutes=minutes)
+        resp = client.get(
+            f"/api/v1/pipeline?unit=HQ&basis=occurred&at={_q(at)}",
+            headers=company.user("finance"),
+        )
+        assert resp.status_code == 200, resp.get_json()
+        with app.app_context():
+            _compare(resp.get_json(), _expected(at, None, "occurred_at"))
 
 
 @HISTORY

@@ -35,9 +35,10 @@ def funnel(principal: Principal, unit_code: str, start: date, end: date) -> dict
     )
     params = {"b": branches, "start": start, "end": end}
     params.update({f"s{i}": s for i, s in enumerate(FUNNEL)})
+    # One scan of the cohort: how far its deals got, and how long each step took.
     cohort = conn.execute(
         text(
-            f"SELECT count(*) AS opened, {reach_cols} FROM deals "
+            f"SELECT count(*) AS opened, {reach_cols}, {_DAYS_TO_NEXT} FROM deals "
             "WHERE branch_id = ANY(:b) AND opened_day BETWEEN :start AND :end"
         ),
         params,
@@ -64,8 +65,9 @@ def funnel(principal: Principal, unit_code: str, start: date, end: date) -> dict
     )
     won, lost = closed.get("won", 0), closed.get("lost", 0)
     steps = funnel_steps(list(FUNNEL), reached)
-    for step, days in zip(steps, _days_to_next(conn, params), strict=True):
-        step["median_days_to_next"] = days
+    medians = [getattr(cohort, f"t{i}") for i in range(len(FUNNEL) - 1)]
+    for step, days in zip(steps, [*medians, None], strict=True):
+        step["median_days_to_next"] = None if days is None else round(float(days), 2)
     return {
         "unit": {"code": unit.code, "name": unit.name, "kind": unit.kind},
         "period": {"from": start, "to": end},
@@ -83,22 +85,13 @@ def funnel(principal: Principal, unit_code: str, start: date, end: date) -> dict
     }
 
 
-def _days_to_next(conn, params: dict) -> list[float | None]:
-    """Median days from reaching each stage to reaching the next (time in stage), per cohort."""
-    cols = ", ".join(
-        "percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM "
-        f"(reached_at->>:s{i + 1})::timestamptz - (reached_at->>:s{i})::timestamptz) / 86400)"
-        f" FILTER (WHERE reached_at ? :s{i + 1})"
-        for i in range(len(FUNNEL) - 1)
-    )
-    row = conn.execute(
-        text(
-            f"SELECT {cols} FROM deals WHERE branch_id = ANY(:b) "
-            "AND opened_day BETWEEN :start AND :end"
-        ),
-        params,
-    ).one()
-    return [None if v is None else round(float(v), 2) for v in row] + [None]
+# Median days from reaching each stage to reaching the next (time in stage), per cohort.
+_DAYS_TO_NEXT = ", ".join(
+    "percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM "
+    f"(reached_at->>:s{i + 1})::timestamptz - (reached_at->>:s{i})::timestamptz) / 86400)"
+    f" FILTER (WHERE reached_at ? :s{i + 1}) AS t{i}"
+    for i in range(len(FUNNEL) - 1)
+)
 
 
 def _entered(conn, params: dict, tz: str) -> dict[str, int]:
@@ -137,49 +130,73 @@ ACTIVITY_METRICS = (
 )
 
 
-def _deal_rows(by: str, params: dict) -> dict[str, dict]:
+_PERIODS = {"": (":start", ":end"), "p_": (":p_start", ":p_end")}
+
+
+def _deal_rows(by: str, params: dict) -> dict[str, dict[str, dict]]:
+    """Deal figures per node for the period and the previous one, in one bounded scan.
+
+    Only open deals (``closed_day IS NULL``) and deals opened or closed within the two
+    periods are read, through the (branch, day) indexes.
+    """
     open_stages = [s for s in FUNNEL if s != "won"]
     stage_cols = ", ".join(
         f"count(*) FILTER (WHERE d.status = 'open' AND d.stage = :st{i}) AS open_{i}"
         for i in range(len(open_stages))
     )
     params = {**params, **{f"st{i}": s for i, s in enumerate(open_stages)}}
-    closed = "d.closed_day BETWEEN :start AND :end"
-    won = f"d.status = 'won' AND {closed}"
+    cycle = "extract(epoch FROM d.closed_at - d.opened_at) / 86400"
+    cols = []
+    for tag, (lo, hi) in _PERIODS.items():
+        closed = f"d.closed_day BETWEEN {lo} AND {hi}"
+        won = f"d.status = 'won' AND {closed}"
+        cols += [
+            f"count(*) FILTER (WHERE d.opened_day BETWEEN {lo} AND {hi}) AS {tag}opened",
+            f"count(*) FILTER (WHERE {won}) AS {tag}won",
+            f"count(*) FILTER (WHERE d.status = 'lost' AND {closed}) AS {tag}lost",
+            f"coalesce(sum(d.amount) FILTER (WHERE {won}), 0) AS {tag}won_amount",
+            f"avg({cycle}) FILTER (WHERE {won}) AS {tag}cycle_avg",
+            f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {cycle}) FILTER (WHERE {won}) "
+            f"AS {tag}cycle_median",
+        ]
     sql = (
-        f"SELECT {_NODE_KEYS[by]} AS node, "
-        "count(*) FILTER (WHERE d.opened_day BETWEEN :start AND :end) AS opened, "
-        f"count(*) FILTER (WHERE {won}) AS won, "
-        f"count(*) FILTER (WHERE d.status = 'lost' AND {closed}) AS lost, "
-        f"coalesce(sum(d.amount) FILTER (WHERE {won}), 0) AS won_amount, "
-        f"avg(extract(epoch FROM d.closed_at - d.opened_at) / 86400) FILTER (WHERE {won}) "
-        "AS cycle_avg, percentile_cont(0.5) WITHIN GROUP (ORDER BY "
-        "extract(epoch FROM d.closed_at - d.opened_at) / 86400) FILTER (WHERE "
-        f"{won}) AS cycle_median, count(*) FILTER (WHERE d.status = 'open' "
-        f"AND d.reached_at ? 'visit') AS open_qualified, {stage_cols} "
-        f"FROM deals d {_NODE_JOINS.format(t='d')} "
-        "WHERE d.branch_id = ANY(:b) GROUP BY 1"
+        f"SELECT {_NODE_KEYS[by]} AS node, {', '.join(cols)}, "
+        "count(*) FILTER (WHERE d.status = 'open' AND d.reached_at ? 'visit') "
+        f"AS open_qualified, {stage_cols} FROM deals d {_NODE_JOINS.format(t='d')} "
+        "WHERE d.branch_id = ANY(:b) AND (d.closed_day IS NULL "
+        "OR d.closed_day BETWEEN :p_start AND :end OR d.opened_day BETWEEN :p_start AND :end) "
+        "GROUP BY 1"
     )
-    out = {}
+    out: dict[str, dict[str, dict]] = {"": {}, "p_": {}}
     for row in db.session.execute(text(sql), params).mappings():
-        entry = dict(row)
-        entry["open_by_stage"] = {s: row[f"open_{i}"] for i, s in enumerate(open_stages)}
-        out[row["node"]] = entry
+        by_stage = {s: row[f"open_{i}"] for i, s in enumerate(open_stages)}
+        for tag in _PERIODS:
+            entry = {
+                key: row[tag + key]
+                for key in ("opened", "won", "lost", "won_amount", "cycle_avg", "cycle_median")
+            }
+            entry.update(open_qualified=row["open_qualified"], open_by_stage=by_stage)
+            out[tag][row["node"]] = entry
     return out
 
 
-def _activity(by: str, params: dict) -> dict[str, dict[str, float]]:
+def _activity(by: str, params: dict) -> dict[str, dict[str, dict[str, float]]]:
+    """Activity rollups per node and metric for the period and the previous one."""
     sql = (
-        f"SELECT {_ROLLUP_NODE[by]} AS node, x.metric, sum(x.value) "
+        f"SELECT {_ROLLUP_NODE[by]} AS node, x.metric, "
+        "sum(x.value) FILTER (WHERE x.day BETWEEN :start AND :end), "
+        "sum(x.value) FILTER (WHERE x.day BETWEEN :p_start AND :p_end) "
         f"FROM daily_rollups x {_NODE_JOINS.format(t='x')} "
-        "WHERE x.branch_id = ANY(:b) AND x.day BETWEEN :start AND :end "
+        "WHERE x.branch_id = ANY(:b) AND x.day BETWEEN :p_start AND :end "
         "AND x.metric = ANY(:m) GROUP BY 1, 2"
     )
-    out: dict[str, dict[str, float]] = {}
-    for node, metric, value in db.session.execute(
+    out: dict[str, dict[str, dict[str, float]]] = {"": {}, "p_": {}}
+    for node, metric, now, before in db.session.execute(
         text(sql), {**params, "m": list(ACTIVITY_METRICS)}
     ):
-        out.setdefault(node, {})[metric] = float(value)
+        for tag, value in (("", now), ("p_", before)):
+            if value is not None:
+                out[tag].setdefault(node, {})[metric] = float(value)
     return out
 
 
@@ -193,11 +210,28 @@ def _reps(by: str, branches: list[int]) -> dict[str, int]:
     return dict(db.session.execute(text(sql), {"b": branches}).all())
 
 
-def _node_figures(by: str, branches: list[int], start: date, end: date) -> dict[str, dict]:
-    params = {"b": branches, "start": start, "end": end}
+def _node_figures(
+    by: str, branches: list[int], start: date, end: date
+) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Return the figures per node for [start, end] and for the same days just before."""
+    days = (end - start).days + 1
+    params = {
+        "b": branches,
+        "start": start,
+        "end": end,
+        "p_start": start - timedelta(days=days),
+        "p_end": start - timedelta(days=1),
+    }
     deals, activity, reps = _deal_rows(by, params), _activity(by, params), _reps(by, branches)
+    return (
+        _figures(by, deals[""], activity[""], reps),
+        _figures(by, deals["p_"], activity["p_"], reps),
+    )
+
+
+def _figures(by: str, deals: dict, activity: dict, reps: dict) -> dict[str, dict]:
     out = {}
-    for node in sorted(set(deals) | set(activity), key=str):
+    for node in sorted(set(deals) | set(activity) | set(reps), key=str):
         d = deals.get(node, {})
         won, lost = d.get("won", 0), d.get("lost", 0)
         rate = win_rate(won, lost)
@@ -245,9 +279,8 @@ def metrics_by(principal: Principal, unit_code: str, start: date, end: date, by:
     """
     unit = resolve_unit(principal, unit_code)
     branches = branch_ids_under(principal, unit_code)
-    current = _node_figures(by, branches, start, end)
+    current, before = _node_figures(by, branches, start, end)
     days = (end - start).days + 1
-    before = _node_figures(by, branches, start - timedelta(days=days), start - timedelta(days=1))
     for node, row in current.items():
         prev = before.get(node, {})
         row["change"] = {

@@ -21,6 +21,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from hq_server.api.json import OrjsonProvider
     from hq_server.embedded import resolve_services
     from hq_server.extensions import db, migrate
+    from hq_server.web import init_app as init_console
 
     settings = resolve_services(settings or Settings.from_env())
     logging.basicConfig(
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api.register_blueprint(inbox.blp)
     api.register_blueprint(finance.blp)
     errors.register(app)
+    init_console(app)  # the web console: sessions, CSRF, languages, pages under /console
 
     @app.get("/healthz")
     def healthz():

@@ -202,6 +202,64 @@ def user_add(
         click.echo(secret)
 
 
+@user.command("set-password")
+@click.argument("username")
+@click.option("--password", default="-", help="the new password (prompted if '-')")
+@pass_ctx
+def user_set_password(ctx: Context, username: str, password: str) -> None:
+    """Set USERNAME's web password (also lifts a lockout; other sessions end)."""
+    from hq_server.extensions import db as database
+    from hq_server.web import accounts
+
+    if password == "-":
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    with ctx.app.app_context():
+        account = accounts.find_user(username)
+        if account is None:
+            raise click.ClickException(f"no user {username!r}")
+        try:
+            accounts.set_password(account, password)
+        except accounts.AccountError as exc:
+            raise click.ClickException(str(exc)) from exc
+        database.session.commit()
+    click.echo(f"password of {username} set")
+
+
+@user.command("list")
+@pass_ctx
+def user_list(ctx: Context) -> None:
+    """List users: role, scope, whether they may sign in, lockouts."""
+    from hq_server.web import accounts
+
+    with ctx.app.app_context():
+        for account in accounts.list_users():
+            state = "active" if account.active else "inactive"
+            if not account.password_hash:
+                state += ", no password"
+            if account.locked_until is not None:
+                state += f", locked until {account.locked_until:%Y-%m-%d %H:%M %Z}"
+            click.echo(
+                f"{account.username:<24} {account.role:<15} {account.scope_unit.code:<16} {state}"
+            )
+
+
+@user.command("deactivate")
+@click.argument("username")
+@pass_ctx
+def user_deactivate(ctx: Context, username: str) -> None:
+    """Stop USERNAME from signing in (their sessions end at once)."""
+    from hq_server.extensions import db as database
+    from hq_server.web import accounts
+
+    with ctx.app.app_context():
+        account = accounts.find_user(username)
+        if account is None:
+            raise click.ClickException(f"no user {username!r}")
+        accounts.deactivate(account)
+        database.session.commit()
+    click.echo(f"{username} deactivated")
+
+
 @main.group()
 def playbook() -> None:
     """Validate, publish and compare playbook versions."""
@@ -334,25 +392,38 @@ def export() -> None:
     required=True,
     help="FILE.xlsx or FILE.csv",
 )
+@click.option(
+    "--at",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M", "%Y-%m-%d"]),
+    default=None,
+    help="a past moment (without an offset: the company's time zone)",
+)
 @pass_ctx
-def export_pipeline(ctx: Context, unit: str, close_from, close_to, out: Path) -> None:
+def export_pipeline(ctx: Context, unit: str, close_from, close_to, out: Path, at) -> None:
     """Write the pipeline of UNIT (all of it: the command line runs as HQ) to a file."""
     import csv
+    from zoneinfo import ZoneInfo
 
     from hq_server.services import exports
     from hq_server.services import fx as rates
     from hq_server.services import pipeline as pipelines
+    from hq_server.services.pipeline_history import WindowError
     from hq_server.services.scope import Principal
 
     hq = Principal("user", "admin", "HQ")
     lo = close_from.date() if close_from else None
     hi = close_to.date() if close_to else None
     with ctx.app.app_context():
+        if at is not None and at.tzinfo is None:
+            zone = ctx.app.config["SETTINGS"].default_timezone
+            at = at.replace(tzinfo=ZoneInfo(zone))
         try:
-            report = pipelines.pipeline(hq, unit, close_from=lo, close_to=hi)
+            report = pipelines.pipeline(hq, unit, close_from=lo, close_to=hi, at=at)
         except rates.FxError as exc:
             raise click.ClickException(f"{exc}; add it with 'hq-server fx set'") from exc
-        deals = pipelines.open_deals(hq, unit, lo, hi)
+        except WindowError as exc:
+            raise click.ClickException(str(exc)) from exc
+        deals = None if at else pipelines.open_deals(hq, unit, lo, hi)
     if out.suffix.lower() == ".xlsx":
         out.write_bytes(exports.pipeline_workbook(report, deals))
     else:
@@ -366,6 +437,45 @@ def export_pipeline(ctx: Context, unit: str, close_from, close_to, out: Path) ->
         f"{out}: {report['open']['count']} open deals, {report['open']['amount']} "
         f"{report['currency']} open, {report['open']['weighted']} weighted"
     )
+
+
+@main.group("pipeline")
+def pipeline_group() -> None:
+    """The pipeline's history (as-of reads)."""
+
+
+@pipeline_group.command("snapshot")
+@pass_ctx
+def pipeline_snapshot(ctx: Context) -> None:
+    """Take the due midnight cuts now (the worker does it every hour)."""
+    from hq_server.services.pipeline_history import snapshot_pipeline
+
+    with ctx.app.app_context():
+        done = snapshot_pipeline()
+    click.echo(f"{done['cuts']} cuts taken, {done['rows']} snapshot rows")
+
+
+@pipeline_group.command("backfill")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@pass_ctx
+def pipeline_backfill(ctx: Context, yes: bool) -> None:
+    """Rebuild the pipeline history from the event log (after an upgrade, or to repair it)."""
+    from sqlalchemy import text
+
+    from hq_server.extensions import db as database
+    from hq_server.services.pipeline_history import backfill, snapshot_pipeline
+
+    if not yes:
+        click.confirm("Replace the pipeline history with one rebuilt from the events?", abort=True)
+    with ctx.app.app_context():
+        total = database.session.execute(
+            text("SELECT count(*) FROM events WHERE status = 'counted' AND deal_id IS NOT NULL")
+        ).scalar()
+        with click.progressbar(length=total, label="replaying deal events") as bar:
+            rows = backfill(progress=bar.update)
+        database.session.commit()
+        done = snapshot_pipeline()
+    click.echo(f"{rows} history rows written; {done['cuts']} cuts taken")
 
 
 @main.command()

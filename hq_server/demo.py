@@ -69,11 +69,15 @@ def demo(
     _publish_default_playbook(app)
     _demo_rates(app)
     tokens = _demo_tokens(app)
+    password, logins = _demo_console_users(app)
     bind = bind or ctx.settings.bind
     url = f"http://{bind}"
     click.echo("")
     click.echo(f"HQ server: {url}   (OpenAPI: {url}/api/v1/openapi.json)")
     click.echo(f"HQ manager token (user 'demo-hq'): {tokens['user']}")
+    click.echo(f"web console: {url}/console/   (password of every login below: {password})")
+    for username, role, scope in logins:
+        click.echo(f"  {username:<14} {role:<15} {scope}")
     click.echo("branch agent tokens:")
     for code, token in tokens["agents"].items():
         click.echo(f"  {code:<22} {token}")
@@ -229,3 +233,37 @@ def _demo_tokens(app) -> dict:
             tokens["agents"][code] = issue_agent_token(code, f"demo agent {code}")
         db.session.commit()
     return tokens
+
+
+def _demo_console_users(app) -> tuple[str, list[tuple[str, str, str]]]:
+    """Give one demo user per role a fresh random password for the web console."""
+    import secrets
+
+    from sqlalchemy import select
+
+    from hq_server.extensions import db
+    from hq_server.models import OrgUnit
+    from hq_server.services.auth import add_user
+    from hq_server.web import accounts
+
+    password = secrets.token_urlsafe(9)
+    with app.app_context():
+        units = db.session.execute(
+            select(OrgUnit.code, OrgUnit.kind, OrgUnit.parent_id, OrgUnit.id)
+            .where(OrgUnit.active_to.is_(None))
+            .order_by(OrgUnit.code)
+        ).all()
+        region = next(u for u in units if u.kind == "region")
+        branch = next(u for u in units if u.kind == "branch" and u.parent_id == region.id)
+        logins = [
+            ("demo-hq", "hq_manager", "HQ"),
+            ("demo-region", "region_manager", region.code),
+            ("demo-branch", "branch_manager", branch.code),
+            ("demo-finance", "finance", "HQ"),
+            ("demo-admin", "admin", "HQ"),
+        ]
+        for username, role, scope in logins:
+            user = accounts.find_user(username) or add_user(username, role, scope)
+            accounts.set_password(user, password)
+        db.session.commit()
+    return password, logins

@@ -554,7 +554,18 @@ def load_company(dsn: str, branches: list[dict], opts: dict) -> dict:
             log(f"  {time.monotonic() - t:5.1f}s {ddl[:110]}")
         timings["keys_s"] = time.monotonic() - started
         started = time.monotonic()
-        conn.execute(f"VACUUM (ANALYZE) {', '.join(BULK_TABLES)}")
+        # The unit totals ingest keeps beside the rep rows (as migration 0009 fills them).
+        conn.execute(
+            "INSERT INTO unit_rollups (unit_id, day, metric, stripe, value) "
+            "SELECT CAST(a AS integer), r.day, r.metric, r.branch_id % 16, sum(r.value) "
+            "FROM daily_rollups r JOIN org_units b ON b.id = r.branch_id "
+            "CROSS JOIN LATERAL unnest(string_to_array(trim(BOTH '/' FROM b.path), '/')) AS a "
+            "GROUP BY 1, 2, 3, 4"
+        )
+        timings["unit_rollups_s"] = time.monotonic() - started
+        log(f"unit rollups {timings['unit_rollups_s']:.0f}s")
+        started = time.monotonic()
+        conn.execute(f"VACUUM (ANALYZE) {', '.join(BULK_TABLES)}, unit_rollups")
         conn.execute("ANALYZE")
         timings["vacuum_analyze_s"] = time.monotonic() - started
         log(

@@ -2,23 +2,48 @@
 
 from __future__ import annotations
 
+import logging
 import zlib
+from collections import Counter
+from contextlib import suppress
+from dataclasses import dataclass
 
 import orjson
 from flask import current_app, g, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields
+from werkzeug.exceptions import HTTPException
 
 from hq_server.api.auth import token_required
-from hq_server.api.errors import ApiError
+from hq_server.api.errors import STATUS_CODES, ApiError
 from hq_server.extensions import db
-from hq_server.services.ingest import PushConflict, push_batch
+from hq_server.services.ingest import PushConflict, PushOutcome, push_batch, record_push_failure
 from hq_server.services.org import active_unit
 from hq_server.services.pull import pull_state
+from shared import protocol
 from shared.protocol import PushRequestSchema, PushResponseSchema
 
+log = logging.getLogger(__name__)
 blp = Blueprint("sync", __name__, url_prefix="/api/v1/sync", description="Branch agent sync")
 PUSH_REQUEST = PushRequestSchema()
+
+
+@dataclass
+class _Seen:
+    """What a push's body told before the push failed: kept with the failure."""
+
+    agent_id: str = ""  # unknown until the body parses
+    events: int | None = None
+
+    def note(self, payload: object) -> None:
+        if not isinstance(payload, dict):
+            return
+        agent = payload.get("agent")
+        agent_id = agent.get("id") if isinstance(agent, dict) else None
+        if isinstance(agent_id, str) and len(agent_id) <= 100:
+            self.agent_id = agent_id
+        if isinstance(payload.get("events"), list):
+            self.events = len(payload["events"])
 
 
 def _decompress(body: bytes, limit: int) -> bytes:
@@ -69,8 +94,25 @@ def _active_branch():
 @blp.response(200, PushResponseSchema)
 def push():
     """Store a batch of events; answer per event: accepted, duplicate or rejected."""
+    dry_run = request.args.get("dry_run", "").lower() in ("1", "true", "yes")
+    seen = _Seen()
+    try:
+        outcome = _push(seen, dry_run)
+    except Exception as exc:
+        if not dry_run:  # a dry run stores nothing, failures included
+            _record_failure(seen, *_status_of(exc))
+        raise
+    rejected = outcome.counts[protocol.REJECTED]
+    if not dry_run and rejected and rejected == len(outcome.results):
+        codes = Counter(r["code"] for r in outcome.results)
+        _record_failure(seen, 200, codes.most_common(1)[0][0])
+    return outcome.as_dict()
+
+
+def _push(seen: _Seen, dry_run: bool) -> PushOutcome:
     settings = current_app.config["SETTINGS"]
     payload = _read_json()
+    seen.note(payload)
     try:
         body = PUSH_REQUEST.load(payload if isinstance(payload, dict) else {"_": payload})
     except ValidationError as exc:
@@ -83,7 +125,6 @@ def push():
             "too_many_events",
             f"at most {settings.max_batch_events} events per push; got {len(body['events'])}",
         )
-    dry_run = request.args.get("dry_run", "").lower() in ("1", "true", "yes")
     # The token names the branch; events go to its active row (a moved branch has a new one).
     branch = active_unit(g.principal.scope_code)
     if branch is None:
@@ -106,7 +147,30 @@ def push():
         db.session.rollback()
     else:
         db.session.commit()
-    return outcome.as_dict()
+    return outcome
+
+
+def _status_of(exc: Exception) -> tuple[int, str]:
+    """Return the status and code the error handlers answer ``exc`` with."""
+    if isinstance(exc, ApiError):
+        return exc.status, exc.code
+    if isinstance(exc, HTTPException):
+        status = exc.code or 500
+        return status, STATUS_CODES.get(status, "http_error")
+    return 500, STATUS_CODES[500]
+
+
+def _record_failure(seen: _Seen, status: int, code: str) -> None:
+    """Keep a failed push in a transaction of its own; never let this mask the push's answer."""
+    try:
+        db.session.rollback()  # whatever the failed push wrote is not kept
+        branch = active_unit(g.principal.scope_code)
+        if branch is not None:  # a closed branch is not judged any more
+            record_push_failure(branch.id, seen.agent_id, status, code, seen.events)
+    except Exception:
+        log.warning("could not record a failed push (%s %s)", status, code, exc_info=True)
+        with suppress(Exception):
+            db.session.rollback()
 
 
 class PullArgsSchema(Schema):

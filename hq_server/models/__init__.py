@@ -2,7 +2,7 @@
 
 from hq_server.models.auth import ApiToken, User
 from hq_server.models.deals import Deal
-from hq_server.models.events import AgentStream, Event, SeqGap
+from hq_server.models.events import AgentStream, Event, PushCount, PushFailure, SeqGap
 from hq_server.models.finance import (
     ExportJob,
     FxRate,
@@ -21,7 +21,7 @@ from hq_server.models.oversight import (
     WebhookDelivery,
 )
 from hq_server.models.playbook import Approval, PlaybookVersion, Violation
-from hq_server.models.rollups import DailyRollup
+from hq_server.models.rollups import DailyRollup, UnitRollup
 
 __all__ = [
     "AgentStream",
@@ -41,9 +41,12 @@ __all__ = [
     "Notification",
     "OrgUnit",
     "PlaybookVersion",
+    "PushCount",
+    "PushFailure",
     "Rep",
     "SeqGap",
     "Target",
+    "UnitRollup",
     "User",
     "Violation",
     "Webhook",

@@ -1,4 +1,4 @@
-"""The append-only event log and per-agent sequence tracking."""
+"""The append-only event log, per-agent sequence tracking, and the record of failed pushes."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Uuid,
     func,
@@ -56,7 +57,7 @@ class Event(db.Model):
 
 
 class AgentStream(db.Model):
-    """What HQ knows of one agent's stream: highest seq, last push."""
+    """What HQ knows of one agent's stream: highest seq, last push, failed pushes."""
 
     __tablename__ = "agent_streams"
 
@@ -65,8 +66,12 @@ class AgentStream(db.Model):
     agent_version: Mapped[str] = mapped_column(String(50), default="")
     max_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     events_accepted: Mapped[int] = mapped_column(BigInteger, default=0)
-    pushes: Mapped[int] = mapped_column(BigInteger, default=0)
+    pushes: Mapped[int] = mapped_column(BigInteger, default=0)  # every push that reached ingest
     last_push_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Refused with an error, or answered with every event rejected (those are in ``pushes`` too).
+    failed_pushes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    last_failure_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_failure_code: Mapped[str | None] = mapped_column(String(40))
 
 
 class SeqGap(db.Model):
@@ -84,3 +89,35 @@ class SeqGap(db.Model):
     )
 
     __table_args__ = (Index("ix_seq_gaps_agent", "branch_id", "agent_id"),)
+
+
+class PushFailure(db.Model):
+    """One failed push of an agent: refused with an HTTP error, or every event rejected.
+
+    Append-only, each row in a transaction of its own once the push's has ended
+    (rolled back on an error), so the failure outlives the push.
+    ``http_status`` is 200 when the push was answered but every event was rejected;
+    ``code`` is then the most frequent rejection code.
+    """
+
+    __tablename__ = "push_failures"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    branch_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"))
+    agent_id: Mapped[str] = mapped_column(String(100))  # "" when the body could not be read
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    http_status: Mapped[int] = mapped_column(SmallInteger)
+    code: Mapped[str] = mapped_column(String(40))
+    events: Mapped[int | None] = mapped_column(Integer)  # None when the body could not be read
+
+    __table_args__ = (Index("ix_push_failures_branch_at", "branch_id", "at"),)
+
+
+class PushCount(db.Model):
+    """How many pushes of a branch reached ingest and were committed, per UTC hour."""
+
+    __tablename__ = "push_counts"
+
+    branch_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    pushes: Mapped[int] = mapped_column(Integer)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import Date, ForeignKey, Numeric, String
+from sqlalchemy import Date, ForeignKey, Numeric, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hq_server.extensions import db
@@ -26,3 +26,25 @@ class DailyRollup(db.Model):
     rep_id: Mapped[int] = mapped_column(ForeignKey("reps.id"), primary_key=True)
     metric: Mapped[str] = mapped_column(String(120), primary_key=True)
     value: Mapped[Decimal] = mapped_column(Numeric(20, 2), default=0)
+
+
+class UnitRollup(db.Model):
+    """One metric's total for an org unit row (branch, region, HQ) on one local day.
+
+    The same increments as ``daily_rollups``, added to the branch row and every unit on
+    its path when they are written, so a region's or HQ's period is a few hundred rows
+    instead of one per rep and day. ``stripe`` (the branch id modulo ``STRIPES``) spreads
+    the rows of a busy unit so concurrent pushes of different branches seldom wait on
+    the same row; a read sums the stripes.
+    """
+
+    __tablename__ = "unit_rollups"
+
+    unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    metric: Mapped[str] = mapped_column(String(120), primary_key=True)
+    stripe: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    value: Mapped[Decimal] = mapped_column(Numeric(20, 2), default=0)
+
+
+STRIPES = 16

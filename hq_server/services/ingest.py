@@ -20,6 +20,7 @@ from hq_server.extensions import db
 from hq_server.jobs.outbox import add_job
 from hq_server.metrics import projection, rollups, seqgaps
 from hq_server.models import OrgUnit
+from hq_server.models.rollups import STRIPES
 from hq_server.services import rules
 from hq_server.services.deals import load_deals, write_deals
 from hq_server.services.pipeline_history import pipeline_state, record_changes
@@ -334,6 +335,7 @@ def upsert_rollups(conn, branch_id: int, totals: dict[tuple, Decimal]) -> None:
         {"branch_id": branch_id, "rep_id": rep, "day": day, "metric": metric, "value": value}
         for (rep, day, metric), value in totals.items()
     ]
+    payload = {"rows": to_json(rows)}
     conn.execute(
         text(
             "INSERT INTO daily_rollups "
@@ -341,7 +343,35 @@ def upsert_rollups(conn, branch_id: int, totals: dict[tuple, Decimal]) -> None:
             "ON CONFLICT (branch_id, day, rep_id, metric) "
             "DO UPDATE SET value = daily_rollups.value + EXCLUDED.value"
         ),
-        {"rows": to_json(rows)},
+        payload,
+    )
+    add_to_units(conn, _UNIT_SOURCE, payload)
+
+
+# The pushed rows summed per unit on the branch row's path (itself, its region, HQ).
+_UNIT_SOURCE = (
+    "SELECT CAST(a AS integer) AS unit_id, r.day, r.metric, r.branch_id % :stripes AS stripe, "
+    "sum(r.value) AS value FROM json_populate_recordset(NULL::daily_rollups, :rows) r "
+    "JOIN org_units b ON b.id = r.branch_id "
+    "CROSS JOIN LATERAL unnest(string_to_array(trim(BOTH '/' FROM b.path), '/')) AS a "
+    "GROUP BY 1, 2, 3, 4"
+)
+
+
+def add_to_units(conn, source: str, params: dict) -> None:
+    """Add ``source``'s (unit_id, day, metric, stripe, value) rows to ``unit_rollups``.
+
+    Rows go in key order, so two pushes adding to the same region or HQ rows lock them
+    in the same order and never deadlock.
+    """
+    conn.execute(
+        text(
+            "INSERT INTO unit_rollups (unit_id, day, metric, stripe, value) "
+            f"SELECT * FROM ({source}) s ORDER BY 1, 2, 3, 4 "
+            "ON CONFLICT (unit_id, day, metric, stripe) "
+            "DO UPDATE SET value = unit_rollups.value + EXCLUDED.value"
+        ),
+        {"stripes": STRIPES, **params},
     )
 
 
@@ -361,7 +391,7 @@ def _arrived_seqs(raw_events: list) -> list[int]:
 
 
 def _track_stream(conn, branch, agent_id, agent_version, seqs, accepted, now) -> None:
-    """Record the push and any gaps in the agent's seq numbers."""
+    """Record the push, on its stream and in the branch's hourly count, and any seq gaps."""
     row = conn.execute(
         text(
             "INSERT INTO agent_streams AS s (branch_id, agent_id, agent_version, max_seq, "
@@ -400,3 +430,50 @@ def _track_stream(conn, branch, agent_id, agent_version, seqs, accepted, now) ->
         ),
         {"m": new_max, "n": accepted, "now": now, "b": branch.id, "a": agent_id},
     )
+    # In the push's transaction: a push rolled back is not counted (its failure is, apart).
+    conn.execute(
+        text(
+            "INSERT INTO push_counts (branch_id, hour, pushes) VALUES (:b, :h, 1) "
+            "ON CONFLICT (branch_id, hour) DO UPDATE SET pushes = push_counts.pushes + 1"
+        ),
+        {"b": branch.id, "h": now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)},
+    )
+
+
+def record_push_failure(
+    branch_id: int,
+    agent_id: str,
+    http_status: int,
+    code: str,
+    events: int | None,
+    *,
+    now: datetime | None = None,
+) -> None:
+    """Log a failed push and count it on its agent's stream, then commit.
+
+    The caller has ended the push's own transaction first (rolled back on an
+    error, committed when every event was rejected), so this one holds only
+    the failure.
+    """
+    now = now or datetime.now(UTC)
+    params = {"b": branch_id, "a": agent_id, "s": http_status, "c": code, "n": events, "at": now}
+    conn = db.session.connection()
+    conn.execute(
+        text(
+            "INSERT INTO push_failures (branch_id, agent_id, at, http_status, code, events) "
+            "VALUES (:b, :a, :at, :s, :c, :n)"
+        ),
+        params,
+    )
+    conn.execute(
+        text(
+            "INSERT INTO agent_streams AS s (branch_id, agent_id, agent_version, max_seq, "
+            "events_accepted, pushes, failed_pushes, last_failure_at, last_failure_code) "
+            "VALUES (:b, :a, '', 0, 0, 0, 1, :at, :c) ON CONFLICT (branch_id, agent_id) "
+            "DO UPDATE SET failed_pushes = s.failed_pushes + 1, "
+            "last_failure_at = EXCLUDED.last_failure_at, "
+            "last_failure_code = EXCLUDED.last_failure_code"
+        ),
+        params,
+    )
+    db.session.commit()

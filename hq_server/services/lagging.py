@@ -3,10 +3,11 @@
 A scan judges the last finished ISO week: rates against peers with the same
 parent (funnel-plot limits, over-dispersion, minimum n), visits per rep against
 Poisson limits and the playbook minimum, each branch's own trend, silent
-branches, open seq gaps and late-arriving events. A flag is keyed by (check,
-metric, unit, week), so a rescan updates instead of duplicating; a unit found
-back inside its limits has its open flags resolved. Everything is re-derived
-from PostgreSQL, so a scan that did not run catches up on the next one.
+branches, failing pushes (over the last 24 hours), open seq gaps and
+late-arriving events. A flag is keyed by (check, metric, unit, week), so a
+rescan updates instead of duplicating; a unit found back inside its limits has
+its open flags resolved. Everything is re-derived from PostgreSQL, so a scan
+that did not run catches up on the next one.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def scan_lagging(now: datetime | None = None) -> dict[str, int]:
     rows += checks.rep_visits(week, by_code, healthy)
     rows += checks.trends(week, by_code, healthy)
     rows += checks.silence_and_gaps(now, week, units)
+    rows += checks.failing_pushes(now, week, units, healthy)
     opened = _upsert(rows)
     _resolve(healthy, week)
     _tell(rows, opened)

@@ -14,6 +14,10 @@ from hq_server.models import OrgUnit
 
 SILENT_HOURS = 24.0  # working hours when a playbook calendar applies
 LATE_P90_SECONDS = 48 * 3600.0
+FAILURE_WINDOW = timedelta(hours=24)
+FAILED_PUSHES_MIN = 3  # fewer failed pushes in the window are never flagged
+FAILED_SHARE_WARN = 0.20
+FAILED_SHARE_ALERT = 0.50
 
 
 @dataclass(frozen=True)
@@ -294,6 +298,94 @@ def silence_and_gaps(now: datetime, week: Week, units: list[OrgUnit]) -> list[di
                 )
             )
     return rows
+
+
+def failing_pushes(now: datetime, week: Week, units: list[OrgUnit], healthy: list) -> list[dict]:
+    """Branches whose pushes keep failing: refused with an error, or every event rejected.
+
+    The window is the last 24 hours in whole UTC hours (from the top of the hour 24 hours
+    ago), so both counts cover the same pushes. Failures are the rows of ``push_failures``.
+    Pushes are the hourly ``push_counts``, written in each push's own transaction (so a push
+    rolled back is not in them), plus the failures refused with an HTTP error (the rolled-back
+    ones); a push answered 200 with every event rejected is in both, counted once.
+    """
+    since = (now - FAILURE_WINDOW).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    pushes, codes = _pushes_and_failures(since, now)
+    failed = {code: sum(by_code.values()) for code, by_code in codes.items()}
+    all_pushes, all_failed = sum(pushes.values()), sum(failed.values())
+    rows = []
+    for unit in (u for u in units if u.kind == "branch"):
+        n, x = pushes.get(unit.code, 0), failed.get(unit.code, 0)
+        share = x / n if n else 0.0
+        if x < FAILED_PUSHES_MIN or share < FAILED_SHARE_WARN:
+            healthy.append(("failing", "push_failures", unit.code))
+            continue
+        severity, limit = ("alert", FAILED_SHARE_ALERT)
+        if share < FAILED_SHARE_ALERT:
+            severity, limit = ("warn", FAILED_SHARE_WARN)
+        others = all_pushes - n
+        peer = (all_failed - x) / others if others else None
+        top = min(codes[unit.code].items(), key=lambda kv: (-kv[1], kv[0]))  # commonest
+        rows.append(
+            flag_row(
+                "failing",
+                "push_failures",
+                unit,
+                None,
+                week,
+                severity,
+                _failure_reason(x, n, share, limit, peer, top),
+                value=share,
+                n=n,
+                peer=peer,
+                limit=limit,
+                details={"failed": x, "codes": codes[unit.code], "since": since.isoformat()},
+            )
+        )
+    return rows
+
+
+def _pushes_and_failures(since: datetime, now: datetime) -> tuple[dict, dict]:
+    """Return branch code -> pushes, and branch code -> error code -> failed pushes."""
+    window = {"s": since, "e": now}
+    pushes: dict[str, int] = defaultdict(int)
+    for code, total in db.session.execute(
+        text(
+            "SELECT b.code, sum(c.pushes) FROM push_counts c "
+            "JOIN org_units b ON b.id = c.branch_id WHERE c.hour >= :s AND c.hour <= :e "
+            "GROUP BY 1"
+        ),
+        window,
+    ):
+        pushes[code] += int(total)
+    codes: dict[str, dict[str, int]] = defaultdict(dict)
+    for code, error, status, count in db.session.execute(
+        text(
+            "SELECT b.code, f.code, f.http_status, count(*) FROM push_failures f "
+            "JOIN org_units b ON b.id = f.branch_id WHERE f.at >= :s AND f.at <= :e "
+            "GROUP BY 1, 2, 3"
+        ),
+        window,
+    ):
+        codes[code][error] = codes[code].get(error, 0) + count
+        if status != 200:  # refused: rolled back, so not in push_counts
+            pushes[code] += count
+    return pushes, codes
+
+
+def _failure_reason(failed, pushes, share, limit, peer, top) -> maths.Reason:
+    pct, lim, (error, times) = f"{share * 100:.0f}%", f"{limit * 100:.0f}%", top
+    en = (
+        f"{failed} of {pushes} pushes failed in the last 24 hours ({pct}; limit {lim}); "
+        f"most often {error} ({times})"
+    )
+    zh = (
+        f"最近 24 小时 {pushes} 次推送中 {failed} 次失败（{pct}；上限 {lim}）；"
+        f"最常见 {error}（{times} 次）"
+    )
+    if peer is not None:
+        en, zh = f"{en}; other branches {peer * 100:.0f}%", f"{zh}；其他分公司 {peer * 100:.0f}%"
+    return maths.Reason(en, zh)
 
 
 def _calendars(units: list[OrgUnit]) -> dict:

@@ -8,11 +8,17 @@ from sqlalchemy import select, text
 
 from hq_server.extensions import db
 from hq_server.models import OrgUnit
-from hq_server.services.ingest import add_rollups, apply_to_projection
+from hq_server.services.ingest import add_rollups, add_to_units, apply_to_projection
 from shared.events import load_event
 
 log = logging.getLogger(__name__)
 CHUNK = 5000
+_UNIT_REMOVAL = (
+    "SELECT CAST(a AS integer), r.day, r.metric, r.branch_id % :stripes, -sum(r.value) "
+    "FROM daily_rollups r JOIN org_units b ON b.id = r.branch_id "
+    "CROSS JOIN LATERAL unnest(string_to_array(trim(BOTH '/' FROM b.path), '/')) AS a "
+    "WHERE r.branch_id = :b AND r.metric NOT LIKE 'rule\\_%' GROUP BY 1, 2, 3, 4"
+)
 
 
 def rebuild_branch(code: str) -> int:
@@ -25,6 +31,8 @@ def rebuild_branch(code: str) -> int:
     replayed = 0
     for branch in rows:
         # Compliance counts (rule_*) come from the judgement at ingest, not from replay.
+        # Take the branch's replayable totals out of its units, then out of its rows.
+        add_to_units(conn, _UNIT_REMOVAL, {"b": branch.id})
         conn.execute(
             text("DELETE FROM daily_rollups WHERE branch_id = :b AND metric NOT LIKE 'rule\\_%'"),
             {"b": branch.id},

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from hq_server.extensions import db
 from hq_server.metrics import kpis
 from hq_server.metrics.funnel import funnel_steps, win_rate
-from hq_server.services.scope import Principal, branch_ids_under, resolve_unit
+from hq_server.services.scope import Principal, branch_ids_under, resolve_unit, unit_row_ids
 from shared.stages import FUNNEL
 
 _ACTIVITY = (
@@ -57,10 +57,10 @@ def funnel(principal: Principal, unit_code: str, start: date, end: date) -> dict
     activity = dict(
         conn.execute(
             text(
-                "SELECT metric, sum(value) FROM daily_rollups WHERE branch_id = ANY(:b) "
+                "SELECT metric, sum(value) FROM unit_rollups WHERE unit_id = ANY(:u) "
                 "AND day BETWEEN :start AND :end AND metric = ANY(:m) GROUP BY metric"
             ),
-            {**params, "m": list(_ACTIVITY)},
+            {**params, "u": unit_row_ids(principal, unit_code), "m": list(_ACTIVITY)},
         ).all()
     )
     won, lost = closed.get("won", 0), closed.get("lost", 0)
@@ -181,13 +181,23 @@ def _deal_rows(by: str, params: dict) -> dict[str, dict[str, dict]]:
 
 
 def _activity(by: str, params: dict) -> dict[str, dict[str, dict[str, float]]]:
-    """Activity rollups per node and metric for the period and the previous one."""
+    """Activity rollups per node and metric for the period and the previous one.
+
+    Per rep from the rep rows; per branch or region from the branch rows of
+    ``unit_rollups`` (a tenth as many rows: no rep dimension).
+    """
+    if by == "rep":
+        source = f"daily_rollups x {_NODE_JOINS.format(t='x')} WHERE x.branch_id = ANY(:b)"
+    else:
+        source = (
+            "unit_rollups x JOIN org_units b ON b.id = x.unit_id "
+            "LEFT JOIN org_units r ON r.id = b.parent_id WHERE x.unit_id = ANY(:b)"
+        )
     sql = (
         f"SELECT {_ROLLUP_NODE[by]} AS node, x.metric, "
         "sum(x.value) FILTER (WHERE x.day BETWEEN :start AND :end), "
         "sum(x.value) FILTER (WHERE x.day BETWEEN :p_start AND :p_end) "
-        f"FROM daily_rollups x {_NODE_JOINS.format(t='x')} "
-        "WHERE x.branch_id = ANY(:b) AND x.day BETWEEN :p_start AND :end "
+        f"FROM {source} AND x.day BETWEEN :p_start AND :end "
         "AND x.metric = ANY(:m) GROUP BY 1, 2"
     )
     out: dict[str, dict[str, dict[str, float]]] = {"": {}, "p_": {}}

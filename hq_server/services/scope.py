@@ -83,3 +83,11 @@ def branch_ids_under(principal: Principal, code: str) -> list[int]:
         for u in _under(unit_paths(code))
         if u.kind == "branch" and any(u.path.startswith(s) for s in scope)
     ]
+
+
+def unit_row_ids(principal: Principal, code: str) -> list[int]:
+    """Return the ids of the rows (versions) of unit ``code`` inside the caller's scope."""
+    resolve_unit(principal, code)
+    scope = unit_paths(principal.scope_code)
+    rows = db.session.execute(select(OrgUnit.id, OrgUnit.path).where(OrgUnit.code == code))
+    return [i for i, path in rows if any(path.startswith(s) for s in scope)]

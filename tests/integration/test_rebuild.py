@@ -100,7 +100,22 @@ def _state(conn) -> dict:
             ),
             key=str,
         ),
+        "units": _units(conn, "unit_rollups"),
     }
+
+
+def _units(conn, source: str) -> list[tuple]:
+    """Return non-zero totals per (unit, day, metric) from unit_rollups or from the rep rows."""
+    if source == "unit_rollups":
+        sql = "SELECT unit_id, day, metric, sum(value) FROM unit_rollups GROUP BY 1, 2, 3"
+    else:
+        sql = (
+            "SELECT CAST(a AS integer), r.day, r.metric, sum(r.value) FROM daily_rollups r "
+            "JOIN org_units b ON b.id = r.branch_id CROSS JOIN LATERAL "
+            "unnest(string_to_array(trim(BOTH '/' FROM b.path), '/')) AS a GROUP BY 1, 2, 3"
+        )
+    rows = conn.execute(text(f"SELECT * FROM ({sql}) s(u, d, m, v) WHERE v <> 0")).all()
+    return sorted(map(tuple, rows), key=str)
 
 
 @settings(max_examples=25)
@@ -133,3 +148,6 @@ def test_incremental_rollups_equal_a_rebuild(app, queue, stream, seed):
     assert done, "the job did not mark its outbox row done"
     assert len(queue.failed_job_registry) == 0
     assert incremental["deals"] and rebuilt == incremental
+    # Every unit's rows are the sums of the rep rows under it, after ingest and after a rebuild.
+    with app.app_context():
+        assert rebuilt["units"] == _units(db.session.connection(), "daily_rollups")

@@ -80,7 +80,10 @@ class PipelineCut(db.Model):
 
 
 class PipelineSnapshot(db.Model):
-    """The pipeline at a cut, summed per branch × status × stage × category × month.
+    """The pipeline at a cut, summed per unit × status × stage × category × month.
+
+    Every unit on a branch's path has its rows (the branch row, its region, HQ), so a
+    read of any unit takes a few dozen rows.
 
     Deals in the reporting currency are summed (weighted rounded per deal before the
     sum); a deal in another currency keeps a row of its own (``deal_id``), so it can
@@ -93,7 +96,7 @@ class PipelineSnapshot(db.Model):
     cut: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), ForeignKey("pipeline_cuts.cut", ondelete="CASCADE")
     )
-    branch_id: Mapped[int] = mapped_column(Integer)
+    unit_id: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
     stage: Mapped[str | None] = mapped_column(String(64))
     forecast_category: Mapped[str | None] = mapped_column(String(16))
@@ -104,7 +107,7 @@ class PipelineSnapshot(db.Model):
     amount: Mapped[Decimal] = mapped_column(Numeric(20, 2))
     weighted: Mapped[Decimal | None] = mapped_column(Numeric(20, 2))
 
-    __table_args__ = (Index("ix_pipeline_snapshots_cut_branch", "cut", "branch_id"),)
+    __table_args__ = (Index("ix_pipeline_snapshots_cut_unit", "cut", "unit_id"),)
 
 
 class ExportJob(db.Model):

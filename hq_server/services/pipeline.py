@@ -11,7 +11,7 @@ from hq_server.metrics.bridge import TERMS, bridge, slipped
 from hq_server.metrics.pipeline import converted, in_currency, summarize
 from hq_server.services import fx, playbooks
 from hq_server.services import pipeline_history as history
-from hq_server.services.scope import Principal, branch_ids_under, resolve_unit
+from hq_server.services.scope import Principal, branch_ids_under, resolve_unit, unit_row_ids
 from shared.stages import DEFAULT_STAGES
 
 _DEALS = text(
@@ -76,7 +76,10 @@ def pipeline(
         if basis == "occurred" and at is not None:
             deals, cut = history.deals_occurred(branches, at), None
         else:
-            deals, cut = history.rows_as_of(branches, rules), history.usable_cut(rules)
+            deals, cut = (
+                history.rows_as_of(unit_row_ids(principal, unit), branches, rules),
+                history.usable_cut(rules),
+            )
         stages = rules.stages
         if at is not None:
             extra = {
@@ -138,7 +141,7 @@ def changes(
     sides = []
     for moment in (t0, t1):
         basis = history.basis_at(moment)
-        rows = history.rows_as_of(branches, basis)
+        rows = history.rows_as_of(unit_row_ids(principal, unit), branches, basis)
         summary = summarize(
             rows, basis.stages, rate, currency=currency, close_from=close_from, close_to=close_to
         )

@@ -10,13 +10,15 @@ the moment it arrived, not before.
 Storage: every push that changes a deal's pipeline fields writes two rows to
 ``pipeline_changes`` at the push's time: −1 with the old state, +1 with the new. The sum
 of all rows up to T is the pipeline at T. A *cut* (``pipeline_cuts``, normally each
-midnight UTC) stores that sum grouped per branch × status × stage × category × month ×
-currency in ``pipeline_snapshots``; an as-of read adds the rows since the latest usable
-cut. Deals in the reporting currency (or in none yet) are summed with their weighted
-amount rounded per deal first; a deal in another currency keeps a row of its own, so it
-still converts and rounds one deal at a time at the rate of the day asked for. A cut's
-weighted amounts use the stage probabilities in force at the cut; a read whose moment falls
-under another playbook version, or after the reporting currency changed, does not use it.
+midnight UTC) stores that sum grouped per unit × status × stage × category × month ×
+currency in ``pipeline_snapshots``, for every unit on each branch's path (branch, region,
+HQ: the upper levels add only a few dozen rows each); an as-of read adds the rows since
+the latest usable cut. Deals in the reporting currency (or in none yet) are summed with
+their weighted amount rounded per deal first; a deal in another currency keeps a row of
+its own, so it still converts and rounds one deal at a time at the rate of the day asked
+for. A cut's weighted amounts use the stage probabilities in force at the cut; a read
+whose moment falls under another playbook version, or after the reporting currency
+changed, does not use it.
 
 As-of windows are whole months (the snapshot keeps months, not days).
 """
@@ -149,8 +151,9 @@ def _probabilities(stages: Iterable[Stage]) -> dict:
 
 # The rows of pipeline_changes in a range, shaped like snapshot rows: weighted per deal in
 # the reporting currency (others are weighted at read time), one row per foreign deal.
+# ``{unit}``/``{join}``: nothing for a read; for a cut, one row per unit on the branch's path.
 _CHANGE_ROWS = """
-SELECT c.branch_id, c.status, c.stage, c.forecast_category,
+SELECT {unit} AS unit_id, c.status, c.stage, c.forecast_category,
        CAST(date_trunc('month', CASE WHEN c.status = 'open' THEN c.expected_close
                                      ELSE c.closed_day END) AS date) AS month,
        c.currency,
@@ -158,12 +161,16 @@ SELECT c.branch_id, c.status, c.stage, c.forecast_category,
        c.sign AS deals, c.sign * coalesce(c.amount, 0) AS amount,
        CASE WHEN coalesce(c.currency, :cur) = :cur AND c.status = 'open'
             THEN c.sign * round(coalesce(c.amount, 0) * p.prob, 2) END AS weighted
-FROM pipeline_changes c
+FROM pipeline_changes c {join}
 LEFT JOIN unnest(CAST(:p_names AS text[]), CAST(:p_values AS numeric[])) AS p(stage, prob)
        ON p.stage = coalesce(c.stage, :p_first)
 WHERE {where}
 """
-_GROUP = "branch_id, status, stage, forecast_category, month, currency, deal_id"
+_GROUP = "unit_id, status, stage, forecast_category, month, currency, deal_id"
+_ON_PATH = (
+    "JOIN org_units o ON o.id = c.branch_id "
+    "CROSS JOIN LATERAL unnest(string_to_array(trim(BOTH '/' FROM o.path), '/')) AS a"
+)
 _SUMS = "sum(deals) AS deals, sum(amount) AS amount, sum(weighted) AS weighted"
 _NONZERO = "HAVING sum(deals) <> 0 OR sum(amount) <> 0"
 
@@ -179,8 +186,12 @@ def usable_cut(basis: Basis) -> datetime | None:
     ).scalar()
 
 
-def rows_as_of(branches: list[int], basis: Basis) -> list[dict]:
-    """Return the pipeline of ``branches`` at ``basis.at`` as summed rows (pseudo-deals).
+def rows_as_of(units: list[int], branches: list[int], basis: Basis) -> list[dict]:
+    """Return the pipeline of a unit at ``basis.at`` as summed rows (pseudo-deals).
+
+    ``units`` are the unit's rows (its versions) in the caller's scope, ``branches`` the
+    branch rows under them: the cut is read at the unit's own level (a few dozen rows
+    whatever its size), the changes since it by branch.
 
     Each row reads like a deal to ``metrics.pipeline.summarize``: status, stage, category,
     currency, the month as ``expected_close`` (open) or ``closed_day`` (closed), and
@@ -188,6 +199,7 @@ def rows_as_of(branches: list[int], basis: Basis) -> list[dict]:
     """
     cut = usable_cut(basis)
     params = {
+        "u": units,
         "b": branches,
         "at": basis.at,
         "cur": basis.currency,
@@ -195,14 +207,15 @@ def rows_as_of(branches: list[int], basis: Basis) -> list[dict]:
         **_probabilities(basis.stages),
     }
     changes = _CHANGE_ROWS.format(
-        where="c.branch_id = ANY(:b) AND c.at <= :at"
-        + (" AND c.at >= :cut" if cut is not None else "")
+        unit="NULL",
+        join="",
+        where="c.branch_id IN (SELECT unnest(CAST(:b AS integer[]))) AND c.at <= :at"
+        + (" AND c.at >= :cut" if cut is not None else ""),
     )
     if cut is not None:
         source = (
-            "SELECT branch_id, status, stage, forecast_category, month, currency, deal_id, "
-            "deals, amount, weighted FROM pipeline_snapshots WHERE cut = :cut "
-            f"AND branch_id = ANY(:b) UNION ALL {changes}"
+            f"SELECT {_GROUP}, deals, amount, weighted FROM pipeline_snapshots "
+            f"WHERE cut = :cut AND unit_id = ANY(:u) UNION ALL {changes}"
         )
     else:
         source = changes
@@ -326,7 +339,9 @@ def build_cut(cut: datetime) -> int:
         **_probabilities(basis.stages),
     }
     changes = _CHANGE_ROWS.format(
-        where="c.at < :c" + (" AND c.at >= :prev" if previous is not None else "")
+        unit="CAST(a AS integer)",
+        join=_ON_PATH,
+        where="c.at < :c" + (" AND c.at >= :prev" if previous is not None else ""),
     )
     source = changes
     if previous is not None:

@@ -64,6 +64,7 @@ class PipelineChange(db.Model):
     __table_args__ = (
         Index("ix_pipeline_changes_at", "at"),
         Index("ix_pipeline_changes_deal_at", "deal_id", "at"),
+        Index("ix_pipeline_changes_branch_at", "branch_id", "at"),
     )
 
 
@@ -75,6 +76,9 @@ class PipelineCut(db.Model):
     cut: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     playbook_version: Mapped[int | None] = mapped_column(Integer)
     reporting_currency: Mapped[str] = mapped_column(String(3))
+    # "all": rows for every unit (midnights, publications); "upper": regions and HQ only
+    # (every other hour).
+    levels: Mapped[str] = mapped_column(String(8), default="all", server_default="all")
     rows: Mapped[int] = mapped_column(Integer, default=0)
     built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

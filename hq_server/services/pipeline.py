@@ -76,10 +76,9 @@ def pipeline(
         if basis == "occurred" and at is not None:
             deals, cut = history.deals_occurred(branches, at), None
         else:
-            deals, cut = (
-                history.rows_as_of(unit_row_ids(principal, unit), branches, rules),
-                history.usable_cut(rules),
-            )
+            upper = node.kind != "branch"
+            deals = history.rows_as_of(unit_row_ids(principal, unit), branches, rules, upper=upper)
+            cut = history.usable_cut(rules, upper=upper)
         stages = rules.stages
         if at is not None:
             extra = {
@@ -141,7 +140,9 @@ def changes(
     sides = []
     for moment in (t0, t1):
         basis = history.basis_at(moment)
-        rows = history.rows_as_of(unit_row_ids(principal, unit), branches, basis)
+        rows = history.rows_as_of(
+            unit_row_ids(principal, unit), branches, basis, upper=node.kind != "branch"
+        )
         summary = summarize(
             rows, basis.stages, rate, currency=currency, close_from=close_from, close_to=close_to
         )

@@ -9,8 +9,8 @@ the moment it arrived, not before.
 
 Storage: every push that changes a deal's pipeline fields writes two rows to
 ``pipeline_changes`` at the push's time: −1 with the old state, +1 with the new. The sum
-of all rows up to T is the pipeline at T. A *cut* (``pipeline_cuts``, normally each
-midnight UTC) stores that sum grouped per unit × status × stage × category × month ×
+of all rows up to T is the pipeline at T. A *cut* (``pipeline_cuts``, each midnight
+UTC) stores that sum grouped per unit × status × stage × category × month ×
 currency in ``pipeline_snapshots``, for every unit on each branch's path (branch, region,
 HQ: the upper levels add only a few dozen rows each); an as-of read adds the rows since
 the latest usable cut. Deals in the reporting currency (or in none yet) are summed with
@@ -175,29 +175,36 @@ _SUMS = "sum(deals) AS deals, sum(amount) AS amount, sum(weighted) AS weighted"
 _NONZERO = "HAVING sum(deals) <> 0 OR sum(amount) <> 0"
 
 
-def usable_cut(basis: Basis) -> datetime | None:
-    """Return the latest cut at or before the moment that matches its playbook and currency."""
+def usable_cut(basis: Basis, *, upper: bool = True) -> datetime | None:
+    """Return the latest cut at or before the moment that matches its playbook and currency.
+
+    A read of a region or HQ (``upper``) may use an hourly cut; a branch read needs one
+    with branch rows (a full cut).
+    """
     return db.session.execute(
         text(
             "SELECT max(cut) FROM pipeline_cuts WHERE cut <= :at AND reporting_currency = :cur "
-            "AND playbook_version IS NOT DISTINCT FROM :v"
+            "AND playbook_version IS NOT DISTINCT FROM :v AND (:upper OR levels = 'all')"
         ),
-        {"at": basis.at, "cur": basis.currency, "v": basis.version},
+        {"at": basis.at, "cur": basis.currency, "v": basis.version, "upper": upper},
     ).scalar()
 
 
-def rows_as_of(units: list[int], branches: list[int], basis: Basis) -> list[dict]:
+def rows_as_of(
+    units: list[int], branches: list[int], basis: Basis, *, upper: bool = True
+) -> list[dict]:
     """Return the pipeline of a unit at ``basis.at`` as summed rows (pseudo-deals).
 
     ``units`` are the unit's rows (its versions) in the caller's scope, ``branches`` the
     branch rows under them: the cut is read at the unit's own level (a few dozen rows
-    whatever its size), the changes since it by branch.
+    whatever its size), the changes since it by branch. ``upper``: the unit is a region or
+    HQ (an hourly cut will do); else a branch (a full cut).
 
     Each row reads like a deal to ``metrics.pipeline.summarize``: status, stage, category,
     currency, the month as ``expected_close`` (open) or ``closed_day`` (closed), and
     ``_count`` deals worth ``amount`` (``_weighted`` already rounded per deal when set).
     """
-    cut = usable_cut(basis)
+    cut = usable_cut(basis, upper=upper)
     params = {
         "u": units,
         "b": branches,
@@ -311,11 +318,14 @@ def close_history(deal_ids: list, t1: datetime) -> dict:
 # --------------------------------------------------------------------------- cuts
 
 
-def build_cut(cut: datetime) -> int:
+def build_cut(cut: datetime, *, upper: bool = False) -> int:
     """Sum the pipeline up to (not including) ``cut`` into a snapshot; return its rows.
 
-    Builds on the latest earlier cut of the same playbook version and currency, else on
-    the whole history. A cut that exists is left as it is. Caller commits.
+    A full cut has rows for every unit; an ``upper`` one (the hourly cuts) only for the
+    units above branches — a few hundred rows — so region and HQ reads never add more
+    than an hour of changes. Builds on the latest earlier usable cut of the same
+    playbook version and currency, else on the whole history. A cut that exists is left
+    as it is. Caller commits.
     """
     conn = db.session.connection()
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('pipeline_cuts'))"))
@@ -327,11 +337,12 @@ def build_cut(cut: datetime) -> int:
     previous = conn.execute(
         text(
             "SELECT max(cut) FROM pipeline_cuts WHERE cut < :c AND reporting_currency = :cur "
-            "AND playbook_version IS NOT DISTINCT FROM :v"
+            "AND playbook_version IS NOT DISTINCT FROM :v AND (:upper OR levels = 'all')"
         ),
-        {"c": cut, "cur": basis.currency, "v": basis.version},
+        {"c": cut, "cur": basis.currency, "v": basis.version, "upper": upper},
     ).scalar()
     params = {
+        "levels": "upper" if upper else "all",
         "c": cut,
         "prev": previous,
         "cur": basis.currency,
@@ -341,18 +352,21 @@ def build_cut(cut: datetime) -> int:
     changes = _CHANGE_ROWS.format(
         unit="CAST(a AS integer)",
         join=_ON_PATH,
-        where="c.at < :c" + (" AND c.at >= :prev" if previous is not None else ""),
+        where="c.at < :c"
+        + (" AND c.at >= :prev" if previous is not None else "")
+        + (" AND a <> CAST(o.id AS text)" if upper else ""),
     )
     source = changes
     if previous is not None:
+        kept = " AND unit_id IN (SELECT id FROM org_units WHERE kind <> 'branch')"
         source = (
             f"SELECT {_GROUP}, deals, amount, weighted FROM pipeline_snapshots "
-            f"WHERE cut = :prev UNION ALL {changes}"
+            f"WHERE cut = :prev{kept if upper else ''} UNION ALL {changes}"
         )
     conn.execute(
         text(
-            "INSERT INTO pipeline_cuts (cut, playbook_version, reporting_currency, rows) "
-            "VALUES (:c, :v, :cur, 0)"
+            "INSERT INTO pipeline_cuts (cut, playbook_version, reporting_currency, levels, rows) "
+            "VALUES (:c, :v, :cur, :levels, 0)"
         ),
         params,
     )
@@ -369,9 +383,12 @@ def build_cut(cut: datetime) -> int:
     return written
 
 
-def due_cuts(now: datetime | None = None) -> list[datetime]:
-    """Return the settled moments not cut yet: each midnight (UTC) since the first change,
-    and each playbook publication (its new probabilities weigh the cuts after it)."""
+def due_cuts(now: datetime | None = None) -> list[tuple[datetime, bool]]:
+    """Return the settled moments not cut yet, each with whether it is an upper-only cut.
+
+    Full cuts: each midnight (UTC) since the first change, and each playbook publication
+    (its new probabilities weigh the cuts after it). Upper cuts: every other hour.
+    """
     now = now or datetime.now(UTC)
     settled = now - SETTLE
     first, last_cut = db.session.execute(
@@ -379,11 +396,11 @@ def due_cuts(now: datetime | None = None) -> list[datetime]:
     ).one()
     if first is None:
         return []
-    start = _next_midnight(last_cut) if last_cut else _next_midnight(first)
+    start = _next_hour(last_cut) if last_cut else _next_hour(first)
     cuts = []
     while start <= settled:
-        cuts.append(start)
-        start += timedelta(days=1)
+        cuts.append((start, start.hour != 0))
+        start += timedelta(hours=1)
     published = db.session.scalars(
         text(
             "SELECT p.published_at FROM playbooks p WHERE p.published_at BETWEEN :first AND "
@@ -391,20 +408,20 @@ def due_cuts(now: datetime | None = None) -> list[datetime]:
         ),
         {"first": first, "settled": settled},
     ).all()
-    return sorted(set(cuts) | set(published))
+    return sorted(set(cuts) | {(moment, False) for moment in published})
 
 
-def _next_midnight(moment: datetime) -> datetime:
-    """Return the first midnight (UTC) after ``moment``."""
-    day = moment.astimezone(UTC).date() + timedelta(days=1)
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+def _next_hour(moment: datetime) -> datetime:
+    """Return the first full hour (UTC) after ``moment``."""
+    utc = moment.astimezone(UTC)
+    return utc.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
 
 
 def snapshot_pipeline(now: datetime | None = None) -> dict:
     """Take every due cut, one transaction each; return how many and their rows."""
     taken, rows = 0, 0
-    for cut in due_cuts(now):
-        rows += build_cut(cut)
+    for cut, upper in due_cuts(now):
+        rows += build_cut(cut, upper=upper)
         db.session.commit()
         taken += 1
     return {"cuts": taken, "rows": rows}

@@ -101,8 +101,11 @@ def histories(draw) -> list[list[dict]]:
     return batches
 
 
-def _pushed(client, company, batches, snapshot_after: set[int]) -> list[datetime]:
-    """Push the batches; return the moment after each; take cuts after some of them."""
+def _pushed(client, company, batches, snapshot_after: dict[int, bool]) -> list[datetime]:
+    """Push the batches; return the moment after each; take cuts after some of them.
+
+    ``snapshot_after`` maps a batch index to whether its cut is an upper-only one.
+    """
     moments = []
     for i, batch in enumerate(batches):
         resp = push(client, company.agent("SH01"), batch)
@@ -112,7 +115,7 @@ def _pushed(client, company, batches, snapshot_after: set[int]) -> list[datetime
         moments.append(moment)
         if i in snapshot_after:
             with client.application.app_context():
-                build_cut(moment)
+                build_cut(moment, upper=snapshot_after[i])
                 db.session.commit()
         time.sleep(0.002)
     return moments
@@ -172,12 +175,12 @@ def test_as_of_equals_a_replay_of_what_hq_had_stored(app, client, batches, data)
     with app.app_context():
         fx.set_rate("USD", date(2026, 1, 1), Decimal("7.13"), "test")
         db.session.commit()
-    snapshot_after = data.draw(st.sets(st.integers(0, len(batches) - 1)))
+    snapshot_after = data.draw(st.dictionaries(st.integers(0, len(batches) - 1), st.booleans()))
     moments = _pushed(client, company, batches, snapshot_after)
     before = BASE - timedelta(days=1)
     for at in [before, *moments]:
-        for window in (None, PERIOD):
-            query = f"/api/v1/pipeline?unit=HQ&at={at.isoformat().replace('+', '%2B')}"
+        for unit, window in (("HQ", None), ("HQ", PERIOD), ("SH01", None), ("EAST", PERIOD)):
+            query = f"/api/v1/pipeline?unit={unit}&at={at.isoformat().replace('+', '%2B')}"
             if window:
                 query += f"&close_from={window[0]}&close_to={window[1]}"
             resp = client.get(query, headers=company.user("finance"))
@@ -208,13 +211,14 @@ def test_the_changes_bridge_balances_and_matches_a_replay(app, client, batches, 
     with app.app_context():
         fx.set_rate("USD", date(2026, 1, 1), Decimal("6.9"), "test")
         db.session.commit()
-    snapshot_after = data.draw(st.sets(st.integers(0, len(batches) - 1)))
+    snapshot_after = data.draw(st.dictionaries(st.integers(0, len(batches) - 1), st.booleans()))
     moments = [BASE - timedelta(days=1), *_pushed(client, company, batches, snapshot_after)]
     i = data.draw(st.integers(0, len(moments) - 1))
     j = data.draw(st.integers(i, len(moments) - 1))
     t0, t1 = moments[i], moments[j]
+    unit = data.draw(st.sampled_from(["SH01", "EAST"]))
     query = (
-        f"/api/v1/pipeline/changes?unit=SH01&from={_q(t0)}&to={_q(t1)}"
+        f"/api/v1/pipeline/changes?unit={unit}&from={_q(t0)}&to={_q(t1)}"
         f"&close_from={PERIOD[0]}&close_to={PERIOD[1]}"
     )
     body = client.get(query, headers=company.user("region_manager")).get_json()

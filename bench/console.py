@@ -122,7 +122,7 @@ def main(database_url: str, redis_url: str, warmups: int, repeats: int) -> None:
             f"/console/finance?at={past_q}",
             f"/api/v1/pipeline?unit=HQ&at={past_q}",
         ),
-        ("playbook", hq, "/console/playbook", "/api/v1/playbooks/current"),
+        ("playbook", hq, "/console/playbook", "/api/v1/playbooks"),
         ("inbox", hq, "/console/inbox", "/api/v1/inbox"),
     ]
     rows = []

@@ -87,11 +87,20 @@ def _by_child(unit, close_from, close_to, as_of) -> list[tuple[str, dict]]:
     ]
 
 
-def _past(unit, close_from, close_to, at):
+BASES = ("applied", "occurred")
+
+
+def read_basis() -> str:
+    """Return the as-of basis asked for: what HQ knew then (default) or what had happened."""
+    basis = request.args.get("basis", "applied")
+    return basis if basis in BASES else "applied"
+
+
+def _past(unit, close_from, close_to, at, basis="applied"):
     if at is None or not supports_at():
         return None
     return pipelines.pipeline(
-        g.principal, unit.code, close_from=close_from, close_to=close_to, at=at
+        g.principal, unit.code, close_from=close_from, close_to=close_to, at=at, basis=basis
     )
 
 
@@ -130,6 +139,7 @@ def page():
     close_from, close_to = read_month("close_from"), read_month("close_to", end=True)
     as_of = read_date("as_of")
     at = _aware(read_moment("at"))
+    basis = read_basis()
     errors = []
     live, regions, past = None, [], None
     try:
@@ -140,7 +150,7 @@ def page():
     except fx.FxError as exc:
         errors.append(str(exc))
     try:
-        past = _past(unit, close_from, close_to, at)
+        past = _past(unit, close_from, close_to, at, basis)
     except ValueError as exc:  # a missing rate, or a window of the history it cannot read
         errors.append(str(exc))
     today = date.today()
@@ -162,6 +172,7 @@ def page():
             export_args[key] = value.isoformat()
     if at is not None:
         export_args["at"] = at.strftime("%Y-%m-%dT%H:%M")
+        export_args["basis"] = basis
     bridge_args = {
         "unit": unit.code,
         "t0": t0.astimezone(_zone()).strftime("%Y-%m-%dT%H:%M"),
@@ -176,6 +187,7 @@ def page():
         live=live,
         past=past,
         at=at,
+        basis=basis,
         regions=regions,
         changes=changes,
         term=changes.get("term") if changes else None,
@@ -249,7 +261,7 @@ def export():
     close_from, close_to = read_date("close_from"), read_date("close_to")
     as_of = read_date("as_of")
     at = _aware(read_moment("at")) if supports_at() else None
-    extra = {"at": at} if at is not None else {}
+    extra = {"at": at, "basis": read_basis()} if at is not None else {}
     try:
         report = pipelines.pipeline(
             g.principal, unit.code, close_from=close_from, close_to=close_to, as_of=as_of, **extra

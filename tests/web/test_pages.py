@@ -378,3 +378,23 @@ def test_the_static_files_and_echarts_are_served_by_the_console(client):
     with client.get("/console/static/vendor/echarts.LICENSE") as licence:
         assert licence.status_code == 200 and b"Apache License" in licence.data
     assert client.get("/").location == "/console/"
+
+
+def test_the_past_moment_reads_as_hq_knew_it_or_as_it_had_happened(signed_in, activity):
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    client = signed_in("finance")
+    # The entries occurred hours ago but reached HQ just now.
+    hour_ago = datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(hours=1)
+    moment = hour_ago.strftime("%Y-%m-%dT%H:%M")
+
+    def past_headline(basis: str) -> str:
+        page = text(client.get(f"/console/finance?unit=SH01&at={moment}&basis={basis}"))
+        past = page[page.index('id="past-headline"') :]
+        return past[: past.index("</dl>")]
+
+    assert "<dd>0</dd>" in past_headline("applied")  # HQ knew nothing of them an hour ago
+    # They had happened by then (the big deal waits for approval: not counted).
+    assert "<dd>2</dd>" in past_headline("occurred")
+    assert "CN¥58,000.00" in past_headline("occurred")

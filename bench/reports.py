@@ -1232,7 +1232,10 @@ def measure(app, dsn: str, opts: dict) -> tuple[list[dict], str]:
     branch = opts["branch"] or pick_branch(dsn, region, units, week.start)
     log(f"reads for HQ, {region} ({len(units[region]['branches'])} branches) and {branch}")
     results = []
-    with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
+    # The baseline runs with the server's session settings (HQ_PG_OPTIONS' default).
+    with psycopg.connect(
+        dsn, autocommit=True, prepare_threshold=None, options="-c jit=off -c work_mem=32MB"
+    ) as conn:
         for case in cases(units, ["HQ", region, branch], date.today(), week):
             samples, answer = time_app(
                 client, case["url"], headers, opts["warmups"], opts["repeats"]

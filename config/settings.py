@@ -44,6 +44,9 @@ class Settings:
     bind: str = "127.0.0.1:8000"
     web_concurrency: int = 2
     reporting_currency: str = "CNY"
+    # Session settings of every database connection: report queries are large enough for
+    # PostgreSQL's JIT to cost more than it saves, and their sorts need more than 4 MB.
+    pg_options: str = "-c jit=off -c work_mem=32MB"
     smtp_url: str | None = None
     mail_from: str = "hq@localhost"
     public_url: str = "http://127.0.0.1:8000"
@@ -62,6 +65,7 @@ class Settings:
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
             max_batch_events=_int(env, "HQ_MAX_BATCH_EVENTS", 1000),
             max_body_bytes=_int(env, "HQ_MAX_BODY_BYTES", 8 * 1024 * 1024),
+            pg_options=env.get("HQ_PG_OPTIONS", "-c jit=off -c work_mem=32MB"),
             max_decompressed_bytes=_int(env, "HQ_MAX_DECOMPRESSED_BYTES", 32 * 1024 * 1024),
             future_skew_seconds=_int(env, "HQ_FUTURE_SKEW_SECONDS", 24 * 3600),
             default_timezone=env.get("HQ_DEFAULT_TIMEZONE") or "Asia/Shanghai",

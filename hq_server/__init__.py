@@ -35,7 +35,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         SECRET_KEY=settings.secret_key,
         TESTING=settings.testing,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5},
+        SQLALCHEMY_ENGINE_OPTIONS={
+            "pool_pre_ping": True,
+            "pool_size": 5,
+            "max_overflow": 5,
+            "connect_args": {"options": settings.pg_options} if settings.pg_options else {},
+        },
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         API_TITLE="HQ sync and oversight API",
         API_VERSION="v1",

@@ -107,6 +107,10 @@ def demo(
             f"  curl -H 'Authorization: Bearer {tokens['user']}' "
             f"'{url}/api/v1/funnel?unit=HQ&from=2016-10-01&to=2017-12-31'"
         )
+        click.echo(
+            f"  {url}/console/finance  (sign in as demo-finance; 'As of' a past moment, "
+            "seen as 'it had happened', reads last week's pipeline of the imported deals)"
+        )
         click.echo("Ctrl-C stops everything.")
         signal.signal(signal.SIGTERM, _interrupt)
         while all(child.poll() is None for child in children[:2]):

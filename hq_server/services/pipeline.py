@@ -134,8 +134,8 @@ def changes(
     currency = fx.reporting_currency()
     rate, table = fx.converter(t1.date())
     rate = in_currency(rate, currency)
-    changed = history.changed_between(branches, t0, t1)
-    before, after = history.states_at(changed, t0), history.states_at(changed, t1)
+    before, after = history.states_between(branches, t0, t1)
+    changed = list(after)
     moved = bridge(before, after, close_from, close_to, rate_start=rate)
     sides = []
     for moment in (t0, t1):

@@ -52,11 +52,12 @@ def unit_paths(code: str) -> list[str]:
     return list(db.session.scalars(select(OrgUnit.path).where(OrgUnit.code == code)))
 
 
-def _under(paths: list[str]) -> list[OrgUnit]:
+def _under(paths: list[str]) -> list:
+    """Return (id, kind, path) of every unit row under ``paths`` (plain rows: HQ has many)."""
     if not paths:
         return []
     cond = db.or_(*(OrgUnit.path.startswith(p, autoescape=True) for p in paths))
-    return list(db.session.scalars(select(OrgUnit).where(cond)))
+    return list(db.session.execute(select(OrgUnit.id, OrgUnit.kind, OrgUnit.path).where(cond)))
 
 
 def resolve_unit(principal: Principal, code: str) -> OrgUnit:

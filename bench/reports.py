@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 from hq_server.metrics import projection, rollups  # noqa: E402
 from hq_server.metrics.funnel import win_rate  # noqa: E402
 from hq_server.metrics.kpis import delta  # noqa: E402
+from hq_server.services.scope import units_on_path  # noqa: E402
 from shared.stages import DEFAULT_STAGES, FUNNEL, STAGES_BY_NAME  # noqa: E402
 
 TZ_NAME = "Asia/Shanghai"
@@ -559,7 +560,7 @@ def load_company(dsn: str, branches: list[dict], opts: dict) -> dict:
             "INSERT INTO unit_rollups (unit_id, day, metric, stripe, value) "
             "SELECT CAST(a AS integer), r.day, r.metric, r.branch_id % 16, sum(r.value) "
             "FROM daily_rollups r JOIN org_units b ON b.id = r.branch_id "
-            "CROSS JOIN LATERAL unnest(string_to_array(trim(BOTH '/' FROM b.path), '/')) AS a "
+            f"{units_on_path('b')} "
             "GROUP BY 1, 2, 3, 4"
         )
         timings["unit_rollups_s"] = time.monotonic() - started

@@ -25,6 +25,7 @@ from hq_server.services import rules
 from hq_server.services.deals import load_deals, write_deals
 from hq_server.services.pipeline_history import pipeline_state, record_changes
 from hq_server.services.rows import to_json
+from hq_server.services.scope import units_on_path
 from shared import protocol
 from shared.events import content_hash, load_event
 from shared.stages import STAGES_BY_NAME
@@ -353,7 +354,7 @@ _UNIT_SOURCE = (
     "SELECT CAST(a AS integer) AS unit_id, r.day, r.metric, r.branch_id % :stripes AS stripe, "
     "sum(r.value) AS value FROM json_populate_recordset(NULL::daily_rollups, :rows) r "
     "JOIN org_units b ON b.id = r.branch_id "
-    "CROSS JOIN LATERAL unnest(string_to_array(trim(BOTH '/' FROM b.path), '/')) AS a "
+    f"{units_on_path('b')} "
     "GROUP BY 1, 2, 3, 4"
 )
 

@@ -37,6 +37,7 @@ from sqlalchemy import text
 from hq_server.extensions import db
 from hq_server.metrics.projection import apply_event, local_day, new_deal
 from hq_server.services import fx, playbooks
+from hq_server.services.scope import units_on_path
 from shared.stages import DEFAULT_STAGES, Stage
 
 log = logging.getLogger(__name__)
@@ -167,10 +168,7 @@ LEFT JOIN unnest(CAST(:p_names AS text[]), CAST(:p_values AS numeric[])) AS p(st
 WHERE {where}
 """
 _GROUP = "unit_id, status, stage, forecast_category, month, currency, deal_id"
-_ON_PATH = (
-    "JOIN org_units o ON o.id = c.branch_id "
-    "CROSS JOIN LATERAL unnest(string_to_array(trim(BOTH '/' FROM o.path), '/')) AS a"
-)
+_ON_PATH = "JOIN org_units o ON o.id = c.branch_id " + units_on_path("o")
 _SUMS = "sum(deals) AS deals, sum(amount) AS amount, sum(weighted) AS weighted"
 _NONZERO = "HAVING sum(deals) <> 0 OR sum(amount) <> 0"
 

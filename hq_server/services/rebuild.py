@@ -9,6 +9,7 @@ from sqlalchemy import select, text
 from hq_server.extensions import db
 from hq_server.models import OrgUnit
 from hq_server.services.ingest import add_rollups, add_to_units, apply_to_projection
+from hq_server.services.scope import units_on_path
 from shared.events import load_event
 
 log = logging.getLogger(__name__)
@@ -16,7 +17,7 @@ CHUNK = 5000
 _UNIT_REMOVAL = (
     "SELECT CAST(a AS integer), r.day, r.metric, r.branch_id % :stripes, -sum(r.value) "
     "FROM daily_rollups r JOIN org_units b ON b.id = r.branch_id "
-    "CROSS JOIN LATERAL unnest(string_to_array(trim(BOTH '/' FROM b.path), '/')) AS a "
+    f"{units_on_path('b')} "
     "WHERE r.branch_id = :b AND r.metric NOT LIKE 'rule\\_%' GROUP BY 1, 2, 3, 4"
 )
 

@@ -92,3 +92,12 @@ def unit_row_ids(principal: Principal, code: str) -> list[int]:
     scope = unit_paths(principal.scope_code)
     rows = db.session.execute(select(OrgUnit.id, OrgUnit.path).where(OrgUnit.code == code))
     return [i for i, path in rows if any(path.startswith(s) for s in scope)]
+
+
+def units_on_path(alias: str) -> str:
+    """Return SQL joining one row per unit on the path of org unit row ``alias``.
+
+    The unit's id comes out as text column ``a`` (the row itself, its region, HQ), read
+    from the materialized path, so totals can be added to every level in one statement.
+    """
+    return f"CROSS JOIN LATERAL unnest(string_to_array(trim(BOTH '/' FROM {alias}.path), '/')) AS a"

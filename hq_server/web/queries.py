@@ -86,12 +86,21 @@ def weekly_trend(principal: Principal, code: str, end: date, weeks: int = 12) ->
     branches = branch_ids_under(principal, code)
     last_monday = end - timedelta(days=end.weekday())
     start = last_monday - timedelta(weeks=weeks - 1)
+    if unit.kind == "branch":  # per rep: the rep rows
+        source = (
+            "daily_rollups x JOIN org_units b ON b.id = x.branch_id "
+            "LEFT JOIN org_units r ON r.id = b.parent_id "
+            "LEFT JOIN reps p ON p.id = x.rep_id WHERE x.branch_id = ANY(:b)"
+        )
+    else:  # per region or branch: the branch rows of the unit rollups, a tenth as many
+        source = (
+            "unit_rollups x JOIN org_units b ON b.id = x.unit_id "
+            "LEFT JOIN org_units r ON r.id = b.parent_id WHERE x.unit_id = ANY(:b)"
+        )
     rows = db.session.execute(
         text(
             f"SELECT date_trunc('week', x.day)::date AS week, {_child_key(unit.kind)} AS node, "
-            "x.metric, sum(x.value) FROM daily_rollups x "
-            "JOIN org_units b ON b.id = x.branch_id LEFT JOIN org_units r ON r.id = b.parent_id "
-            "LEFT JOIN reps p ON p.id = x.rep_id WHERE x.branch_id = ANY(:b) "
+            f"x.metric, sum(x.value) FROM {source} "
             "AND x.day BETWEEN :s AND :e AND x.metric = ANY(:m) GROUP BY 1, 2, 3"
         ),
         {"b": branches, "s": start, "e": end, "m": list(TREND_METRICS)},

@@ -398,3 +398,19 @@ def test_the_past_moment_reads_as_hq_knew_it_or_as_it_had_happened(signed_in, ac
     # They had happened by then (the big deal waits for approval: not counted).
     assert "<dd>2</dd>" in past_headline("occurred")
     assert "CN¥58,000.00" in past_headline("occurred")
+
+
+def test_the_weekly_trend_sums_the_same_visits_at_every_level(app, activity):
+    from datetime import date
+
+    from hq_server.services.scope import Principal
+    from hq_server.web.queries import weekly_trend
+
+    hq = Principal("user", "hq_manager", "HQ")
+    with app.app_context():
+        by_region = weekly_trend(hq, "HQ", date.today())["series"]["visits"]
+        by_branch = weekly_trend(hq, "EAST", date.today())["series"]["visits"]
+        by_rep = weekly_trend(hq, "SH01", date.today())["series"]["visits"]
+    # The two visits SH01-001 logged, seen from HQ (per region), EAST (per branch), SH01 (per rep).
+    assert sum(by_region["EAST"]) == sum(by_branch["SH01"]) == sum(by_rep["SH01-001"]) == 2
+    assert sum(by_region.get("WEST", [0])) == 0

@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 from hq_server.extensions import db
 from hq_server.models import AgentStream, Deal, OrgUnit, Rep, SeqGap
 from hq_server.services import playbooks
+from hq_server.services.scans import lineage
 from hq_server.services.scope import OutOfScope, Principal, branch_ids_under, resolve_unit
 
 TREND_METRICS = ("visits", "quotes", "deals_won", "won_amount")
@@ -191,8 +192,7 @@ def sla_clocks(principal: Principal, code: str, now: datetime | None = None) -> 
     if current is None or not branches:
         return []
     playbook = playbooks.compiled(current.version, current.document)
-    lineage = [unit.code] + [u.code for u in _ancestors(unit)]
-    cal = calendar_for(playbook, lineage)
+    cal = calendar_for(playbook, lineage(unit))
     clocks = []
     for rule in playbook.rules_of_kind("sla"):
         types = [rule.start_type, *rule.stop_types]
@@ -230,12 +230,6 @@ def sla_clocks(principal: Principal, code: str, now: datetime | None = None) -> 
     order = {"due": 0, "failed": 1, "met": 2}
     clocks.sort(key=lambda c: (order[c["status"]], c["response_by"]))
     return clocks
-
-
-def _ancestors(unit: OrgUnit) -> list[OrgUnit]:
-    ids = [int(i) for i in unit.path.strip("/").split("/")][:-1]
-    by_id = {u.id: u for u in db.session.scalars(select(OrgUnit).where(OrgUnit.id.in_(ids)))}
-    return [by_id[i] for i in reversed(ids) if i in by_id]
 
 
 def _visible_branch(principal: Principal, branch_id: int) -> None:

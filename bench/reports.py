@@ -50,7 +50,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hq_server.metrics import projection, rollups  # noqa: E402
+from hq_server.metrics import deal_rollups, projection, rollups  # noqa: E402
 from hq_server.metrics.funnel import win_rate  # noqa: E402
 from hq_server.metrics.kpis import delta  # noqa: E402
 from hq_server.services.scope import units_on_path  # noqa: E402
@@ -242,6 +242,14 @@ def deal_row(state: dict) -> str:
     return "\t".join(_text(row[c]) for c in DEAL_COLUMNS) + "\n"
 
 
+def contribution_rows(branch_id: int, state: dict) -> list[str]:
+    """Return a deal's rollup contributions (``deal_rollups``) as staging COPY lines."""
+    return [
+        f"{branch_id}\t{day}\t{rep}\t{metric}\t{value}\n"
+        for (rep, day, metric), value in deal_rollups.contributions(state, TZ).items()
+    ]
+
+
 class BranchSim:
     """One branch's agent through the year: reps work their deals, day by day.
 
@@ -282,8 +290,9 @@ class BranchSim:
             "state": projection.new_deal(deal_id, self.id),
         }
 
-    def run_day(self, index: int, day: date) -> tuple[list[str], list[str], list[str]]:
-        """Return the COPY lines of one working day: events, finished deals, rollups."""
+    def run_day(self, index: int, day: date) -> tuple[list[str], ...]:
+        """Return the COPY lines of one working day: events, finished deals, rollups, and
+        the finished deals' contributions."""
         rng = self.rng
         slots = []
         for rep in self.reps:
@@ -293,7 +302,7 @@ class BranchSim:
         slots.sort(key=lambda slot: slot[0])
         midnight = datetime(day.year, day.month, day.day, tzinfo=CST)
         epoch0 = midnight.timestamp() + DAY_START
-        events, deals, totals = [], [], {}
+        events, deals, totals, contributions = [], [], {}, []
         for second, rep in slots:
             self.seq += 1
             eid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
@@ -328,6 +337,7 @@ class BranchSim:
                 if not deal["plan"]:
                     rep["pool"].remove(deal)
                     deals.append(deal_row(deal["state"]))
+                    contributions += contribution_rows(self.id, deal["state"])
             payload = orjson.dumps(raw)
             digest = hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
             received = min(self.now, epoch0 + second + rng.expovariate(1 / self.profile["lag_s"]))
@@ -342,15 +352,16 @@ class BranchSim:
             f"{self.id}\t{day}\t{rep_id}\t{metric}\t{value}\n"
             for (rep_id, metric), value in totals.items()
         ]
-        return events, deals, rollup_rows
+        return events, deals, rollup_rows, contributions
 
-    def finish(self) -> list[str]:
-        """Return the COPY lines of the deals still being worked on."""
-        pools = [d for rep in self.reps for d in rep["pool"]]
-        rows = [deal_row(d["state"]) for d in pools if d["state"]["event_count"]]
+    def finish(self) -> tuple[list[str], list[str]]:
+        """Return the COPY lines of the deals still being worked on, and their contributions."""
+        pools = [d["state"] for rep in self.reps for d in rep["pool"] if d["state"]["event_count"]]
         for rep in self.reps:
             rep["pool"] = []
-        return rows
+        return [deal_row(s) for s in pools], [
+            line for s in pools for line in contribution_rows(self.id, s)
+        ]
 
 
 # --------------------------------------------------------------------------- loading
@@ -398,6 +409,8 @@ def create_org(dsn: str, regions: int, per_region: int, reps_per_branch: int) ->
 
 
 BULK_TABLES = ["events", "deals", "daily_rollups"]
+# Each finished deal's rollup contributions, summed into daily_rollups after the load.
+STAGING = "bench_deal_contributions"
 
 
 def drop_keys(conn) -> list[str]:
@@ -455,27 +468,33 @@ def load_share(
         psycopg.connect(dsn) as events_conn,
         psycopg.connect(dsn) as deals_conn,
         psycopg.connect(dsn) as rollups_conn,
+        psycopg.connect(dsn) as staging_conn,
         events_conn.cursor().copy(events_sql) as events_copy,
         deals_conn.cursor().copy(deals_sql) as deals_copy,
         rollups_conn.cursor().copy(
             "COPY daily_rollups (branch_id, day, rep_id, metric, value) FROM STDIN"
         ) as rollups_copy,
+        staging_conn.cursor().copy(f"COPY {STAGING} FROM STDIN") as staging_copy,
     ):
         for index, day in enumerate(workdays):
-            events, deals, rows = [], [], []
+            events, deals, rows, parts = [], [], [], []
             for sim in sims:
-                e, d, r = sim.run_day(index, day)
+                e, d, r, c = sim.run_day(index, day)
                 events += e
                 deals += d
                 rows += r
+                parts += c
             events_copy.write("".join(events))
             deals_copy.write("".join(deals))
             rollups_copy.write("".join(rows))
+            staging_copy.write("".join(parts))
             counts.update(events=len(events), deals=len(deals), rollups=len(rows))
             _progress[worker] = counts["events"]
-        deals = [row for sim in sims for row in sim.finish()]
-        deals_copy.write("".join(deals))
-        counts["deals"] += len(deals)
+        for sim in sims:
+            deals, parts = sim.finish()
+            deals_copy.write("".join(deals))
+            staging_copy.write("".join(parts))
+            counts["deals"] += len(deals)
     streams = [(s.id, s.agent, s.seq, s.last_received, s.profile["quiet_days"]) for s in sims]
     return {**counts, "streams": streams}
 
@@ -491,6 +510,10 @@ def load_company(dsn: str, branches: list[dict], opts: dict) -> dict:
     now = time.time()
     with psycopg.connect(dsn, autocommit=True) as conn:
         restore = drop_keys(conn)
+        conn.execute(
+            f"CREATE UNLOGGED TABLE {STAGING} (branch_id integer, day date, rep_id integer, "
+            "metric text, value numeric)"
+        )
     jobs = opts["jobs"]
     shares = [branches[i::jobs] for i in range(jobs)]
     ctx = multiprocessing.get_context("fork")
@@ -547,6 +570,15 @@ def load_company(dsn: str, branches: list[dict], opts: dict) -> dict:
                             datetime.fromtimestamp(pushed, UTC),
                         )
                     )
+        started = time.monotonic()
+        conn.execute("SET work_mem = '1GB'")
+        conn.execute(
+            "INSERT INTO daily_rollups (branch_id, day, rep_id, metric, value) "
+            f"SELECT branch_id, day, rep_id, metric, sum(value) FROM {STAGING} GROUP BY 1, 2, 3, 4"
+        )
+        conn.execute(f"DROP TABLE {STAGING}")
+        timings["deal_rollups_s"] = time.monotonic() - started
+        log(f"deal rollups summed in {timings['deal_rollups_s']:.0f}s")
         started = time.monotonic()
         conn.execute("SET maintenance_work_mem = '1GB'")
         for ddl in restore:
@@ -706,6 +738,23 @@ def _activity_cols(names: tuple[str, ...]) -> str:
     )
 
 
+def _bucket(interval: str) -> str:
+    """SQL: the histogram bucket (``deal_rollups.EDGES``) of an interval, in days."""
+    edges = ", ".join(repr(float(e)) for e in deal_rollups.EDGES)
+    return (
+        f"greatest(width_bucket(extract(epoch FROM {interval})::float8 / 86400, "
+        f"ARRAY[{edges}]::float8[]) - 1, 0)"
+    )
+
+
+def _median(buckets: list[int] | None) -> float | None:
+    """The median the reports estimate from these buckets (None when there are none)."""
+    if not buckets:
+        return None
+    days = deal_rollups.median(Counter(buckets))
+    return None if days is None else round(days, 2)
+
+
 def naive_funnel(conn, branches: list[int], start: date, end: date) -> dict:
     """Return the funnel's numbers from raw events: first-reach times per deal, then counts."""
     params = {"b": branches, "s": start, "e": end, "tz": TZ_NAME}
@@ -718,8 +767,7 @@ def naive_funnel(conn, branches: list[int], start: date, end: date) -> dict:
     cols = [f"count(*) FILTER (WHERE {cohort})"]
     cols += [f"count(*) FILTER (WHERE {cohort} AND at_{s} IS NOT NULL)" for s in FUNNEL]
     cols += [
-        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM at_{b} - at_{a}) "
-        f"/ 86400) FILTER (WHERE {cohort} AND at_{b} IS NOT NULL)"
+        f"array_agg({_bucket(f'at_{b} - at_{a}')}) FILTER (WHERE {cohort} AND at_{b} IS NOT NULL)"
         for a, b in pairs
     ]
     cols += [
@@ -745,7 +793,7 @@ def naive_funnel(conn, branches: list[int], start: date, end: date) -> dict:
         params,
     ).fetchone()
     n = len(FUNNEL)
-    days = [None if v is None else round(float(v), 2) for v in row[1 + n : 1 + n + len(pairs)]]
+    days = [_median(v) for v in row[1 + n : 1 + n + len(pairs)]]
     totals = {m: float(v) for m, v in zip(FUNNEL_ACTIVITY, activity, strict=True)}
     return {
         "deals_opened": row[0],
@@ -778,7 +826,7 @@ def _deal_figures(conn, branches: list[int], periods: list[tuple[date, date]], b
     won_now = "d.stage = 'won' AND d.closed_day BETWEEN %(s0)s AND %(e0)s"
     cols += [
         f"avg({cycle}) FILTER (WHERE {won_now})",
-        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {cycle}) FILTER (WHERE {won_now})",
+        f"array_agg({_bucket('d.closed_at - d.opened_at')}) FILTER (WHERE {won_now})",
     ]
     cols += [f"count(*) FILTER (WHERE d.stage = '{s}')" for s in open_stages]
     rows = conn.execute(
@@ -815,8 +863,8 @@ def _deal_figures(conn, branches: list[int], periods: list[tuple[date, date]], b
                 for o, w, lo, a in per_period
             ],
             "cycle_days": {
-                "mean": None if tail[0] is None else float(tail[0]),
-                "median": None if tail[1] is None else float(tail[1]),
+                "mean": None if tail[0] is None else round(float(tail[0]), 4),
+                "median": _median(tail[1]),
             },
             "open_by_stage": dict(zip(open_stages, tail[2:], strict=True)),
         }
@@ -936,8 +984,13 @@ def compare_metrics(app: dict, naive: dict) -> tuple[list[str], str]:
     """Return the differences between the API's per-node metrics and the naive ones."""
     rows = {r["node"]: r for r in app["rows"]}
     diffs, compared = [], 0
-    if set(rows) != set(naive):
-        diffs.append(f"nodes: {len(rows)} from the api vs {len(naive)} from events")
+    paging = app["paging"]
+    # A page holds the next rows in node-code order, out of ``total``.
+    page = sorted(naive, key=str)[paging["offset"] :][: len(rows)]
+    if list(rows) != page or paging["total"] != len(naive):
+        diffs.append(
+            f"nodes: {len(rows)} of {paging['total']} from the api vs {len(naive)} from events"
+        )
     for node in sorted(set(rows) & set(naive), key=str):
         for key, value in naive[node].items():
             compared += 1
@@ -986,6 +1039,18 @@ def make_app(dsn: str, redis_url: str, instance: Path):
             }
         )
     )
+
+
+def compact(app, dsn: str) -> None:
+    """Run the hourly job that folds settled region and HQ stripes, as a deployment would."""
+    from hq_server.services.compaction import compact_unit_rollups
+
+    started = time.monotonic()
+    with app.app_context():
+        done = compact_unit_rollups()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE) unit_rollups")
+    log(f"compact_rollups: {done} in {time.monotonic() - started:.1f}s")
 
 
 def user_token(app) -> str:
@@ -1078,6 +1143,9 @@ def pick_branch(dsn: str, region: str, units: dict, week_start: date) -> str:
     return min(codes, key=lambda c: (-counts.get(c, 0), c))
 
 
+PAGE = 100  # rows per metrics page, as the console and API clients read them
+
+
 def cases(units: dict, unit_codes: list[str], today: date, week) -> list[dict]:
     """Return the reads to time: per unit, two funnels, two metrics and the lagging list."""
     out = []
@@ -1099,9 +1167,11 @@ def cases(units: dict, unit_codes: list[str], today: date, week) -> list[dict]:
             out.append(
                 {
                     "name": f"metrics by {by}",
+                    "page": PAGE,
                     "unit": code,
                     "kind": "metrics",
-                    "url": f"/api/v1/metrics?unit={code}&from={start}&to={today}&by={by}",
+                    "url": f"/api/v1/metrics?unit={code}&from={start}&to={today}&by={by}"
+                    f"&limit={PAGE}",
                     "naive": (naive_metrics, (b, start, today, by)),
                 }
             )
@@ -1355,6 +1425,7 @@ def main(**opts) -> None:
         verified = verify_with_rebuild(dsn, env, opts["verify_branch"])
         log(f"verified {verified}")
     app = make_app(dsn, opts["redis_url"], instance)
+    compact(app, dsn)
     scans = time_scans(app, opts["scans"])
     results, explain = measure(app, dsn, opts)
     with psycopg.connect(dsn) as conn:

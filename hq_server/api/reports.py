@@ -75,14 +75,24 @@ class MetricsArgsSchema(FunnelArgsSchema):
         validate=validate.OneOf(["region", "branch", "rep"]),
         metadata={"description": "one row per region, branch or rep under the unit"},
     )
+    offset = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0),
+        metadata={"description": "rows to skip (rows are in node-code order)"},
+    )
+    limit = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=1, max=10_000),
+        metadata={"description": "rows to return (default: all); see paging.total"},
+    )
 
 
 @blp.get("/metrics")
 @token_required("user", "agent")
 @blp.arguments(MetricsArgsSchema, location="query", as_kwargs=True)
-def metrics(unit, from_, to, by, format_=None):
+def metrics(unit, from_, to, by, offset, limit, format_=None):
     """Return KPIs per region, branch or rep under a unit (``format=csv`` for a download)."""
-    result = reports.metrics_by(g.principal, unit, from_, to, by)
+    result = reports.metrics_by(g.principal, unit, from_, to, by, offset=offset, limit=limit)
     if format_ == "csv":
         return csv_response(result["rows"], f"metrics-{unit}-{by}-{from_}-{to}")
     return result

@@ -46,6 +46,7 @@ def schedule_periodic(now: datetime | None = None) -> None:
     add_job(f"scan_lagging:{now:%Y-%m-%dT%H}", "scan_lagging", again=False)
     add_job(f"build_digests:{now:%Y-%m-%dT%H}", "build_digests", again=False)
     add_job(f"snapshot_pipeline:{now:%Y-%m-%dT%H}", "snapshot_pipeline", again=False)
+    add_job(f"compact_rollups:{now:%Y-%m-%dT%H}", "compact_rollups", again=False)
     # Outbound messages go out every few minutes.
     slot = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0)
     add_job(f"deliver_webhooks:{slot:%Y-%m-%dT%H:%M}", "deliver_webhooks", again=False)

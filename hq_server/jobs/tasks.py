@@ -51,6 +51,13 @@ def snapshot_pipeline(outbox_key: str | None = None) -> dict:
     return _run(take, outbox_key)
 
 
+def compact_rollups(outbox_key: str | None = None) -> dict:
+    """Fold the stripes of settled region and HQ rollup rows (fewer rows per read)."""
+    from hq_server.services.compaction import compact_unit_rollups
+
+    return _run(compact_unit_rollups, outbox_key)
+
+
 def build_export(export_id: str, outbox_key: str | None = None) -> dict:
     """Build one requested spreadsheet."""
     from hq_server.services.export_jobs import build
@@ -64,6 +71,7 @@ TASKS = {
     "scan_timers": scan_timers,
     "scan_lagging": scan_lagging,
     "snapshot_pipeline": snapshot_pipeline,
+    "compact_rollups": compact_rollups,
     "build_export": build_export,
 }
 

@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from hq_server.extensions import db
 from hq_server.jobs.outbox import add_job
-from hq_server.metrics import projection, rollups, seqgaps
+from hq_server.metrics import deal_rollups, projection, rollups, seqgaps
 from hq_server.models import OrgUnit
 from hq_server.models.rollups import STRIPES
 from hq_server.services import rules
@@ -290,27 +290,30 @@ def _store(
         rules.record_judgement(conn, branch, events, judgement, now)
         events = [e for e in events if e["id"] not in judgement.blocked]
     if events:
-        apply_to_projection(conn, branch, events, at=now)
-        add_rollups(conn, branch, events)
+        deal_totals = apply_to_projection(conn, branch, events, at=now)
+        add_rollups(conn, branch, events, deal_totals)
 
 
 def apply_to_projection(
     conn, branch: OrgUnit, events: list[dict], *, at: datetime | None = None
-) -> None:
+) -> dict[tuple, Decimal]:
     """Fold events into their deals' projected state and write the deals back.
 
-    With ``at`` (the moment HQ applies them) the changes of pipeline state are
-    recorded for as-of reads; a rebuild passes none (the history stays as it was).
+    Return what the changed deals add to the rollups (``deal_rollups.change`` summed),
+    for ``add_rollups``. With ``at`` (the moment HQ applies them) the changes of
+    pipeline state are recorded for as-of reads; a rebuild passes none (the history
+    stays as it was).
     """
     by_deal: dict[uuid.UUID, list[dict]] = {}
     for ev in events:
         if "deal" in ev:
             by_deal.setdefault(ev["deal"], []).append(ev)
     if not by_deal:
-        return
+        return {}
     states = load_deals(conn, list(by_deal))
     tz = ZoneInfo(branch.timezone)
     before = {deal_id: pipeline_state(s, tz) for deal_id, s in states.items()}
+    counted = {deal_id: deal_rollups.contributions(s, tz) for deal_id, s in states.items()}
     for deal_id, deal_events in by_deal.items():
         state = states.setdefault(deal_id, projection.new_deal(deal_id, branch.id))
         for ev in deal_events:
@@ -319,12 +322,21 @@ def apply_to_projection(
         raise PushConflict("a deal id was claimed by a concurrent push of another branch")
     if at is not None:
         record_changes(conn, before, states, at, tz)
-
-
-def add_rollups(conn, branch: OrgUnit, events: list[dict]) -> None:
-    """Add the events' increments to the daily rollups of their branch and rep."""
-    tz = ZoneInfo(branch.timezone)
     totals: dict[tuple, Decimal] = {}
+    for deal_id, state in states.items():
+        for key, value in deal_rollups.change(
+            counted.get(deal_id), deal_rollups.contributions(state, tz)
+        ).items():
+            totals[key] = totals.get(key, Decimal(0)) + value
+    return totals
+
+
+def add_rollups(
+    conn, branch: OrgUnit, events: list[dict], deal_totals: dict[tuple, Decimal] | None = None
+) -> None:
+    """Add the events' increments (and the deals' changes) to the branch's daily rollups."""
+    tz = ZoneInfo(branch.timezone)
+    totals: dict[tuple, Decimal] = dict(deal_totals or {})
     for ev in events:
         rollups.add_into(totals, (ev["rep_id"], ev["occurred_at"].astimezone(tz).date()), ev)
     upsert_rollups(conn, branch.id, totals)
@@ -347,6 +359,18 @@ def upsert_rollups(conn, branch_id: int, totals: dict[tuple, Decimal]) -> None:
         payload,
     )
     add_to_units(conn, _UNIT_SOURCE, payload)
+    if any(value < 0 for value in totals.values()):
+        # A deal that left a stage or a day: drop its rows that are now zero, so the
+        # rollups hold the same rows as a rebuild.
+        conn.execute(
+            text(
+                "DELETE FROM daily_rollups d USING json_populate_recordset("
+                "NULL::daily_rollups, :rows) r WHERE r.value < 0 AND d.branch_id = r.branch_id "
+                "AND d.day = r.day AND d.rep_id = r.rep_id AND d.metric = r.metric "
+                "AND d.value = 0"
+            ),
+            payload,
+        )
 
 
 # The pushed rows summed per unit on the branch row's path (itself, its region, HQ).

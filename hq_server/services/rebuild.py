@@ -53,8 +53,7 @@ def rebuild_branch(code: str) -> int:
             if not batch:
                 break
             events = [replayable(row) for row in batch]
-            apply_to_projection(conn, branch, events)
-            add_rollups(conn, branch, events)
+            add_rollups(conn, branch, events, apply_to_projection(conn, branch, events))
             replayed += len(events)
             last_id = batch[-1].id
     log.info("rebuilt branch %s from %d events", code, replayed)

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from sqlalchemy import text
 
 from hq_server.extensions import db
+from hq_server.metrics import deal_rollups as dr
 from hq_server.metrics import kpis
 from hq_server.metrics.funnel import funnel_steps, win_rate
 from hq_server.services.scope import Principal, branch_ids_under, resolve_unit, unit_row_ids
@@ -26,97 +27,67 @@ _ACTIVITY = (
 
 
 def funnel(principal: Principal, unit_code: str, start: date, end: date) -> dict:
-    """Return the cohort funnel, win rate and activity of a unit's subtree for a period."""
+    """Return the cohort funnel, win rate and activity of a unit's subtree for a period.
+
+    Everything comes from the unit's own rollup rows (a few hundred rows whatever the
+    size of the subtree): the deals' contributions (``metrics.deal_rollups``) and the
+    events' activity counts, both on the branches' local days.
+    """
     unit = resolve_unit(principal, unit_code)
-    branches = branch_ids_under(principal, unit_code)
-    conn = db.session.connection()
-    reach_cols = ", ".join(
-        f"count(*) FILTER (WHERE reached_at ? :s{i}) AS r{i}" for i in range(len(FUNNEL))
-    )
-    params = {"b": branches, "start": start, "end": end}
-    params.update({f"s{i}": s for i, s in enumerate(FUNNEL)})
-    # One scan of the cohort: how far its deals got, and how long each step took.
-    cohort = conn.execute(
-        text(
-            f"SELECT count(*) AS opened, {reach_cols}, {_DAYS_TO_NEXT} FROM deals "
-            "WHERE branch_id = ANY(:b) AND opened_day BETWEEN :start AND :end"
-        ),
-        params,
-    ).one()
-    reached = {s: getattr(cohort, f"r{i}") for i, s in enumerate(FUNNEL)}
-    closed = dict(
-        conn.execute(
-            text(
-                "SELECT status, count(*) FROM deals WHERE branch_id = ANY(:b) "
-                "AND closed_day BETWEEN :start AND :end AND status IN ('won', 'lost') "
-                "GROUP BY status"
-            ),
-            params,
-        ).all()
-    )
-    activity = dict(
-        conn.execute(
+    sums = {
+        metric: float(value)
+        for metric, value in db.session.execute(
             text(
                 "SELECT metric, sum(value) FROM unit_rollups WHERE unit_id = ANY(:u) "
-                "AND day BETWEEN :start AND :end AND metric = ANY(:m) GROUP BY metric"
+                "AND day BETWEEN :start AND :end "
+                "AND (metric LIKE 'deal\\_%' OR metric = ANY(:m)) GROUP BY metric"
             ),
-            {**params, "u": unit_row_ids(principal, unit_code), "m": list(_ACTIVITY)},
-        ).all()
-    )
-    won, lost = closed.get("won", 0), closed.get("lost", 0)
+            {
+                "u": unit_row_ids(principal, unit_code),
+                "start": start,
+                "end": end,
+                "m": list(_ACTIVITY),
+            },
+        )
+    }
+    count = lambda metric: int(sums.get(metric, 0))  # noqa: E731
+    reached = {s: count(dr.reached(s)) for s in FUNNEL}
     steps = funnel_steps(list(FUNNEL), reached)
-    medians = [getattr(cohort, f"t{i}") for i in range(len(FUNNEL) - 1)]
-    for step, days in zip(steps, [*medians, None], strict=True):
-        step["median_days_to_next"] = None if days is None else round(float(days), 2)
+    for i, step in enumerate(steps):
+        nxt = FUNNEL[i + 1] if i + 1 < len(FUNNEL) else None
+        hist = {b: sums.get(dr.step_bucket(i, b), 0) for b in range(len(dr.EDGES))}
+        days = dr.median(hist) if nxt else None
+        n = reached.get(nxt, 0) if nxt else 0
+        step["median_days_to_next"] = None if days is None else round(days, 2)
+        step["mean_days_to_next"] = (
+            round(sums.get(dr.step_seconds(i), 0) / n / 86400, 2) if n else None
+        )
+    won, lost = count(dr.WON), count(dr.LOST)
     return {
         "unit": {"code": unit.code, "name": unit.name, "kind": unit.kind},
         "period": {"from": start, "to": end},
         "cohort": {
             "label": "cohort: deals opened in the period, stages they ever reached",
-            "deals_opened": cohort.opened,
+            "deals_opened": count(dr.COHORT),
             "stages": steps,
+            "median_note": MEDIAN_NOTE,
         },
         "flow": {
             "label": "period (flow): deals entering each stage in the period; mixes cohorts",
-            "stages": funnel_steps(list(FUNNEL), _entered(conn, params, unit.timezone)),
+            "stages": funnel_steps(list(FUNNEL), {s: count(dr.entered(s)) for s in FUNNEL}),
         },
         "closed": {"won": won, "lost": lost, "win_rate": win_rate(won, lost)},
-        "activity": {m: float(activity.get(m, 0)) for m in _ACTIVITY},
+        "activity": {m: sums.get(m, 0.0) for m in _ACTIVITY},
     }
 
 
-# Median days from reaching each stage to reaching the next (time in stage), per cohort.
-_DAYS_TO_NEXT = ", ".join(
-    "percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM "
-    f"(reached_at->>:s{i + 1})::timestamptz - (reached_at->>:s{i})::timestamptz) / 86400)"
-    f" FILTER (WHERE reached_at ? :s{i + 1}) AS t{i}"
-    for i in range(len(FUNNEL) - 1)
+MEDIAN_NOTE = (
+    "medians are estimated within histogram buckets (edges in days: "
+    + ", ".join(f"{round(e, 3):g}" for e in dr.EDGES)
+    + "); means are exact"
 )
 
 
-def _entered(conn, params: dict, tz: str) -> dict[str, int]:
-    """Count deals that entered each stage during the period (local days of the unit)."""
-    cols = ", ".join(
-        f"count(*) FILTER (WHERE ((reached_at->>:s{i})::timestamptz AT TIME ZONE :tz)::date "
-        f"BETWEEN :start AND :end) AS e{i}"
-        for i in range(len(FUNNEL))
-    )
-    row = conn.execute(
-        text(
-            f"SELECT {cols} FROM deals WHERE branch_id = ANY(:b) "
-            "AND last_activity_at >= CAST(:start AS date) - 1"
-        ),
-        {**params, "tz": tz},
-    ).one()
-    return {s: row[i] for i, s in enumerate(FUNNEL)}
-
-
-_NODE_KEYS = {"rep": "p.code", "branch": "b.code", "region": "r.code"}
-_ROLLUP_NODE = {"rep": "p.code", "branch": "b.code", "region": "r.code"}
-_NODE_JOINS = (
-    "JOIN org_units b ON b.id = {t}.branch_id LEFT JOIN org_units r ON r.id = b.parent_id "
-    "LEFT JOIN reps p ON p.id = {t}.rep_id"
-)
 ACTIVITY_METRICS = (
     "visits",
     "visits_decision_maker",
@@ -128,85 +99,88 @@ ACTIVITY_METRICS = (
     "deals_won",
     "payments_failed",
 )
+_OPEN_STAGES = [s for s in FUNNEL if s != "won"]
+_DEAL_METRICS = [
+    dr.COHORT,
+    dr.WON,
+    dr.LOST,
+    dr.WON_AMOUNT,
+    dr.CYCLE,
+    *(dr.cycle_bucket(b) for b in range(len(dr.EDGES))),
+]
+_CURRENT_METRICS = [dr.OPEN_QUALIFIED, *(dr.open_at(s) for s in _OPEN_STAGES)]
 
 
-_PERIODS = {"": (":start", ":end"), "p_": (":p_start", ":p_end")}
+def _nodes(by: str, unit, branches: list[int]) -> list[tuple[str, list[int], bool]]:
+    """Return ``(code, row ids, active)`` per node, in code order.
 
-
-def _deal_rows(by: str, params: dict) -> dict[str, dict[str, dict]]:
-    """Deal figures per node for the period and the previous one, in one bounded scan.
-
-    Only open deals (``closed_day IS NULL``) and deals opened or closed within the two
-    periods are read, through the (branch, day) indexes.
-    """
-    open_stages = [s for s in FUNNEL if s != "won"]
-    stage_cols = ", ".join(
-        f"count(*) FILTER (WHERE d.status = 'open' AND d.stage = :st{i}) AS open_{i}"
-        for i in range(len(open_stages))
-    )
-    params = {**params, **{f"st{i}": s for i, s in enumerate(open_stages)}}
-    cycle = "extract(epoch FROM d.closed_at - d.opened_at) / 86400"
-    cols = []
-    for tag, (lo, hi) in _PERIODS.items():
-        closed = f"d.closed_day BETWEEN {lo} AND {hi}"
-        won = f"d.status = 'won' AND {closed}"
-        cols += [
-            f"count(*) FILTER (WHERE d.opened_day BETWEEN {lo} AND {hi}) AS {tag}opened",
-            f"count(*) FILTER (WHERE {won}) AS {tag}won",
-            f"count(*) FILTER (WHERE d.status = 'lost' AND {closed}) AS {tag}lost",
-            f"coalesce(sum(d.amount) FILTER (WHERE {won}), 0) AS {tag}won_amount",
-            f"avg({cycle}) FILTER (WHERE {won}) AS {tag}cycle_avg",
-            f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {cycle}) FILTER (WHERE {won}) "
-            f"AS {tag}cycle_median",
-        ]
-    sql = (
-        f"SELECT {_NODE_KEYS[by]} AS node, {', '.join(cols)}, "
-        "count(*) FILTER (WHERE d.status = 'open' AND d.reached_at ? 'visit') "
-        f"AS open_qualified, {stage_cols} FROM deals d {_NODE_JOINS.format(t='d')} "
-        "WHERE d.branch_id = ANY(:b) AND (d.closed_day IS NULL "
-        "OR d.closed_day BETWEEN :p_start AND :end OR d.opened_day BETWEEN :p_start AND :end) "
-        "GROUP BY 1"
-    )
-    out: dict[str, dict[str, dict]] = {"": {}, "p_": {}}
-    for row in db.session.execute(text(sql), params).mappings():
-        by_stage = {s: row[f"open_{i}"] for i, s in enumerate(open_stages)}
-        for tag in _PERIODS:
-            entry = {
-                key: row[tag + key]
-                for key in ("opened", "won", "lost", "won_amount", "cycle_avg", "cycle_median")
-            }
-            entry.update(open_qualified=row["open_qualified"], open_by_stage=by_stage)
-            out[tag][row["node"]] = entry
-    return out
-
-
-def _activity(by: str, params: dict) -> dict[str, dict[str, dict[str, float]]]:
-    """Activity rollups per node and metric for the period and the previous one.
-
-    Per rep from the rep rows; per branch or region from the branch rows of
-    ``unit_rollups`` (a tenth as many rows: no rep dimension).
+    The row ids are where the node's figures live: rep ids (``daily_rollups``), or unit
+    rows (``unit_rollups``): branch rows, or region rows when the whole region is in
+    view (the unit read is a region or HQ, so its subtree is in the caller's scope).
     """
     if by == "rep":
-        source = f"daily_rollups x {_NODE_JOINS.format(t='x')} WHERE x.branch_id = ANY(:b)"
-    else:
-        source = (
-            "unit_rollups x JOIN org_units b ON b.id = x.unit_id "
-            "LEFT JOIN org_units r ON r.id = b.parent_id WHERE x.unit_id = ANY(:b)"
+        sql = "SELECT code, id, active FROM reps WHERE branch_id = ANY(:b)"
+    elif by == "branch" or unit.kind == "branch":
+        key = "r.code" if by == "region" else "b.code"
+        sql = (
+            f"SELECT {key}, b.id, true FROM org_units b LEFT JOIN org_units r "
+            "ON r.id = b.parent_id WHERE b.id = ANY(:b)"
         )
+    else:
+        sql = (
+            "SELECT r.code, r.id, true FROM org_units r WHERE r.id IN "
+            "(SELECT parent_id FROM org_units WHERE id = ANY(:b))"
+        )
+    nodes: dict[str, tuple[list[int], bool]] = {}
+    for code, row_id, active in db.session.execute(text(sql), {"b": branches}):
+        ids, was_active = nodes.get(code, ([], False))
+        nodes[code] = ([*ids, row_id], was_active or bool(active))
+    return [(code, ids, active) for code, (ids, active) in sorted(nodes.items())]
+
+
+def _sums(by: str, nodes: list[tuple[str, list[int], bool]], branches, params) -> dict:
+    """Return ``{period tag: {node: {metric: value}}}`` for the period and the one before.
+
+    Open-deal counters (``CURRENT_DAY``) go with both periods: they describe now.
+    """
+    row_to_node = {row_id: code for code, ids, _ in nodes for row_id in ids}
+    if by == "rep":
+        # Only the branch rows of the page's reps (every version of their branch).
+        source = (
+            "daily_rollups x WHERE x.branch_id = ANY(ARRAY(SELECT b.id FROM org_units b "
+            "WHERE b.id = ANY(:b) AND b.code IN (SELECT o.code FROM reps p JOIN org_units o "
+            "ON o.id = p.branch_id WHERE p.id = ANY(:ids)))) AND x.rep_id = ANY(:ids)"
+        )
+        key = "x.rep_id"
+    else:
+        source = "unit_rollups x WHERE x.unit_id = ANY(:ids)"
+        key = "x.unit_id"
+    # Two ranges, so that each reads the (unit or branch, day) index by its own days.
     sql = (
-        f"SELECT {_ROLLUP_NODE[by]} AS node, x.metric, "
-        "sum(x.value) FILTER (WHERE x.day BETWEEN :start AND :end), "
-        "sum(x.value) FILTER (WHERE x.day BETWEEN :p_start AND :p_end) "
-        f"FROM {source} AND x.day BETWEEN :p_start AND :end "
-        "AND x.metric = ANY(:m) GROUP BY 1, 2"
+        f"SELECT {key}, x.metric, sum(x.value) FILTER (WHERE x.day >= :start), "
+        "sum(x.value) FILTER (WHERE x.day <= :p_end) "
+        f"FROM {source} AND x.day BETWEEN :p_start AND :end AND x.metric = ANY(:m) "
+        f"GROUP BY 1, 2 UNION ALL SELECT {key}, x.metric, sum(x.value), sum(x.value) "
+        f"FROM {source} AND x.day = :now AND x.metric = ANY(:c) GROUP BY 1, 2"
     )
-    out: dict[str, dict[str, dict[str, float]]] = {"": {}, "p_": {}}
-    for node, metric, now, before in db.session.execute(
-        text(sql), {**params, "m": list(ACTIVITY_METRICS)}
-    ):
+    out: dict[str, dict] = {"": {}, "p_": {}}
+    rows = db.session.execute(
+        text(sql),
+        {
+            **params,
+            "b": branches,
+            "ids": list(row_to_node),
+            "now": dr.CURRENT_DAY,
+            "m": [*ACTIVITY_METRICS, *_DEAL_METRICS],
+            "c": _CURRENT_METRICS,
+        },
+    )
+    for row_id, metric, now, before in rows:
+        node = row_to_node[row_id]
         for tag, value in (("", now), ("p_", before)):
             if value is not None:
-                out[tag].setdefault(node, {})[metric] = float(value)
+                figures = out[tag].setdefault(node, {})
+                figures[metric] = figures.get(metric, 0.0) + float(value)
     return out
 
 
@@ -221,75 +195,87 @@ def _reps(by: str, branches: list[int]) -> dict[str, int]:
 
 
 def _node_figures(
-    by: str, branches: list[int], start: date, end: date
+    by: str, nodes: list, branches: list[int], start: date, end: date
 ) -> tuple[dict[str, dict], dict[str, dict]]:
     """Return the figures per node for [start, end] and for the same days just before."""
     days = (end - start).days + 1
     params = {
-        "b": branches,
         "start": start,
         "end": end,
         "p_start": start - timedelta(days=days),
         "p_end": start - timedelta(days=1),
     }
-    deals, activity, reps = _deal_rows(by, params), _activity(by, params), _reps(by, branches)
+    sums = _sums(by, nodes, branches, params) if nodes else {"": {}, "p_": {}}
+    reps = _reps(by, branches) if by != "rep" else {}
+    shown = [code for code, _, active in nodes if active or code in sums[""]]
     return (
-        _figures(by, deals[""], activity[""], reps),
-        _figures(by, deals["p_"], activity["p_"], reps),
+        _figures(by, shown, sums[""], reps),
+        _figures(by, shown, sums["p_"], reps),
     )
 
 
-def _figures(by: str, deals: dict, activity: dict, reps: dict) -> dict[str, dict]:
+def _figures(by: str, nodes: list[str], sums: dict, reps: dict) -> dict[str, dict]:
     out = {}
-    for node in sorted(set(deals) | set(activity) | set(reps), key=str):
-        d = deals.get(node, {})
-        won, lost = d.get("won", 0), d.get("lost", 0)
+    for node in nodes:
+        f = sums.get(node, {})
+        won, lost = int(f.get(dr.WON, 0)), int(f.get(dr.LOST, 0))
         rate = win_rate(won, lost)
-        won_amount = float(d.get("won_amount") or 0)
-        cycle = d.get("cycle_avg")
-        acts = activity.get(node, {})
+        won_amount = f.get(dr.WON_AMOUNT, 0.0)
+        cycle = f[dr.CYCLE] / won / 86400 if won and dr.CYCLE in f else None
+        median = dr.median({b: f.get(dr.cycle_bucket(b), 0) for b in range(len(dr.EDGES))})
+        acts = {m: f[m] for m in ACTIVITY_METRICS if m in f}
+        active = reps.get(node, 0) if by != "rep" else 1
         out[node] = {
             "node": node,
-            "deals_opened": d.get("opened", 0),
-            "open_by_stage": d.get("open_by_stage", {}),
+            "deals_opened": int(f.get(dr.COHORT, 0)),
+            "open_by_stage": {s: int(f.get(dr.open_at(s), 0)) for s in _OPEN_STAGES},
             "won": won,
             "lost": lost,
             "win_rate": rate,
             "won_amount": won_amount,
             "cycle_days": {
-                "mean": float(cycle) if cycle is not None else None,
-                "median": float(d["cycle_median"]) if d.get("cycle_median") is not None else None,
+                "mean": None if cycle is None else round(cycle, 4),
+                "median": None if median is None else round(median, 2),
             },
             "velocity_per_day": kpis.velocity(
-                d.get("open_qualified", 0),
+                int(f.get(dr.OPEN_QUALIFIED, 0)),
                 rate,
                 won_amount / won if won else None,
-                float(cycle) if cycle else None,
+                cycle or None,
             ),
             "activity": acts,
-            "active_reps": reps.get(node, 1 if by == "rep" else 0),
+            "active_reps": active,
             "kpis": kpis.telemarketing(
-                acts,
-                won=won,
-                quotes=acts.get("quotes", 0),
-                reps=reps.get(node, 1 if by == "rep" else 0),
-                won_amount=won_amount,
+                acts, won=won, quotes=acts.get("quotes", 0), reps=active, won_amount=won_amount
             ),
         }
     return out
 
 
-def metrics_by(principal: Principal, unit_code: str, start: date, end: date, by: str) -> dict:
+def metrics_by(
+    principal: Principal,
+    unit_code: str,
+    start: date,
+    end: date,
+    by: str,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+) -> dict:
     """Return KPIs per region, branch or rep under a unit, with the previous period's deltas.
 
-    Open deals are counted by their current stage; won and lost deals by the
-    day they closed; won revenue is the sum of won amounts (in deal currency);
-    activity comes from the daily rollups. The previous period is the same
-    number of days just before ``start``.
+    Deals opened are the period's cohort; open deals are counted by their current
+    stage; won and lost deals by the day they closed; won revenue is the sum of won
+    deals' amounts (in deal currency); everything comes from rollups. The previous
+    period is the same number of days just before ``start``. Rows are in node-code
+    order; ``offset``/``limit`` read one page of them (``paging.total`` says how many).
     """
     unit = resolve_unit(principal, unit_code)
     branches = branch_ids_under(principal, unit_code)
-    current, before = _node_figures(by, branches, start, end)
+    nodes = _nodes(by, unit, branches)
+    total = len(nodes)
+    nodes = nodes[offset : None if limit is None else offset + limit]
+    current, before = _node_figures(by, nodes, branches, start, end)
     days = (end - start).days + 1
     for node, row in current.items():
         prev = before.get(node, {})
@@ -305,5 +291,6 @@ def metrics_by(principal: Principal, unit_code: str, start: date, end: date, by:
             "to": (start - timedelta(days=1)).isoformat(),
         },
         "by": by,
+        "paging": {"offset": offset, "limit": limit, "total": total},
         "rows": list(current.values()),
     }

@@ -207,8 +207,7 @@ def decide(principal: Principal, approval_id: int, approve: bool, note: str, by:
     if approve and row is not None:
         branch = db.session.get(OrgUnit, approval.branch_id)
         event = replayable(row)
-        apply_to_projection(conn, branch, [event], at=now)
-        add_rollups(conn, branch, [event])
+        add_rollups(conn, branch, [event], apply_to_projection(conn, branch, [event], at=now))
     conn.execute(
         text(
             "UPDATE violations SET status = 'resolved', resolved_by = :by, resolved_at = :now, "

@@ -97,7 +97,9 @@ def test_tables_download_as_csv(client, company):
         headers=company.user("branch_manager"),
     )
     lines = funnel.get_data(as_text=True).lstrip("\ufeff").splitlines()
-    assert lines[0] == "stage,reached,next_stage,conversion_to_next,median_days_to_next"
+    assert lines[0] == (
+        "stage,reached,next_stage,conversion_to_next,median_days_to_next,mean_days_to_next"
+    )
     assert lines[1].startswith("lead,3,visit,")
 
 

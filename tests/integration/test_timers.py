@@ -157,9 +157,9 @@ def test_the_hourly_scan_runs_once_through_the_outbox_and_a_real_worker(
         schedule_periodic(now)
         schedule_periodic(now)  # a second scheduler (or a restart) adds nothing
         db.session.commit()
-        # The timer and lagging scans, the digests and the pipeline cuts of this hour, and the
-        # outbound messages.
-        assert relay(queue) == 6
+        # The timer and lagging scans, the digests, the pipeline cuts and the rollup compaction
+        # of this hour, and the outbound messages.
+        assert relay(queue) == 7
         SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer).work(
             burst=True
         )
@@ -174,7 +174,8 @@ def test_the_hourly_scan_runs_once_through_the_outbox_and_a_real_worker(
     keys = {key: finished for key, finished in done}
     assert keys[f"scan_timers:{hour}"] and keys[f"scan_lagging:{hour}"]
     assert keys[f"build_digests:{hour}"] and keys[f"snapshot_pipeline:{hour}"]
-    assert len(keys) == 6 and all(keys.values())
+    assert keys[f"compact_rollups:{hour}"]
+    assert len(keys) == 7 and all(keys.values())
     assert len(queue.failed_job_registry) == 0
 
 

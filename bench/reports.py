@@ -2,17 +2,20 @@
 
 Run from the project root with the project's virtualenv::
 
-    .venv/bin/python bench/reports.py           # full run: 10M events, about 40 minutes
+    .venv/bin/python bench/reports.py           # full run: 10M events, about 25 minutes
     .venv/bin/python bench/reports.py --events 500000 --branches-per-region 10  # a minute
 
 The database (default ``postgresql:///hq_bench_reports``) is DROPPED and recreated,
 migrated with ``hq-server db upgrade`` and filled with a generated company
 (HQ -> regions -> branches -> reps) and a year of events, loaded with COPY together
-with the deal projection and the daily rollups they imply. Then it measures:
+with the deal projection and the daily rollups they imply (the events' counts and the
+deals' contributions). The hourly stripe folding (``compact_rollups``) runs once. Then
+it measures:
 
 1. the lagging job: ``scan_lagging()`` over all branches, median of ``--scans``;
 2. for HQ, one region and one branch: ``/api/v1/funnel`` (30 and 90 days),
-   ``/api/v1/metrics`` by branch and by rep, and ``/api/v1/lagging``, in process
+   ``/api/v1/metrics`` by branch and by rep (first page of 100 rows), and
+   ``/api/v1/lagging``, in process
    with Flask's test client, ``--repeats`` timed requests after ``--warmups``;
 3. baseline: the same answers from plain GROUP BY queries over ``events`` (one or
    two per read), with psycopg, ``--naive-repeats`` timed runs after one warm-up, and

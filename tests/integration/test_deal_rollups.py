@@ -121,7 +121,11 @@ def test_deal_figures_from_rollups_equal_the_deals(app, stream, seed, first, day
     end = start + timedelta(days=days)
     deals = _deals(app)
     want = _expected(deals, start, end)
-    for unit, role in (("SH01", "branch_manager"), ("EAST", "region_manager"), ("HQ", "hq_manager")):
+    for unit, role in (
+        ("SH01", "branch_manager"),
+        ("EAST", "region_manager"),
+        ("HQ", "hq_manager"),
+    ):
         got = client.get(
             f"/api/v1/funnel?unit={unit}&from={start}&to={end}", headers=company.user(role)
         ).get_json()

@@ -93,7 +93,12 @@ def weekly_trend(principal: Principal, code: str, end: date, weeks: int = 12) ->
             "LEFT JOIN org_units r ON r.id = b.parent_id "
             "LEFT JOIN reps p ON p.id = x.rep_id WHERE x.branch_id = ANY(:b)"
         )
-    else:  # per region or branch: the branch rows of the unit rollups, a tenth as many
+    elif unit.kind == "hq":  # per region: the region rows (HQ's whole subtree is in view)
+        source = (
+            "unit_rollups x JOIN org_units r ON r.id = x.unit_id WHERE x.unit_id IN "
+            "(SELECT parent_id FROM org_units WHERE id = ANY(:b))"
+        )
+    else:  # per branch: the branch rows of the unit rollups, a tenth as many as rep rows
         source = (
             "unit_rollups x JOIN org_units b ON b.id = x.unit_id "
             "LEFT JOIN org_units r ON r.id = b.parent_id WHERE x.unit_id = ANY(:b)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import Date, ForeignKey, Numeric, SmallInteger, String
+from sqlalchemy import Date, ForeignKey, Numeric, PrimaryKeyConstraint, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hq_server.extensions import db
@@ -20,6 +20,10 @@ class DailyRollup(db.Model):
     """
 
     __tablename__ = "daily_rollups"
+    # The value rides in the key's index: period sums are index-only scans.
+    __table_args__ = (
+        PrimaryKeyConstraint("branch_id", "day", "rep_id", "metric", postgresql_include=["value"]),
+    )
 
     branch_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
@@ -39,6 +43,9 @@ class UnitRollup(db.Model):
     """
 
     __tablename__ = "unit_rollups"
+    __table_args__ = (
+        PrimaryKeyConstraint("unit_id", "day", "metric", "stripe", postgresql_include=["value"]),
+    )
 
     unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)

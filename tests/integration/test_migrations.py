@@ -22,3 +22,16 @@ def test_upgrade_on_an_empty_database_matches_the_models(ctx):
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
     assert diff == []
+
+
+def test_rollup_keys_carry_the_value_for_index_only_reads(ctx):
+    with db.engine.connect() as conn:
+        found = dict(
+            conn.exec_driver_sql(
+                "SELECT c.conrelid::regclass::text, pg_get_indexdef(c.conindid) "
+                "FROM pg_constraint c WHERE c.contype = 'p' "
+                "AND c.conrelid::regclass::text IN ('daily_rollups', 'unit_rollups')"
+            ).all()
+        )
+    assert set(found) == {"daily_rollups", "unit_rollups"}
+    assert all(definition.endswith("INCLUDE (value)") for definition in found.values())

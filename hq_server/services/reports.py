@@ -111,31 +111,46 @@ _DEAL_METRICS = [
 _CURRENT_METRICS = [dr.OPEN_QUALIFIED, *(dr.open_at(s) for s in _OPEN_STAGES)]
 
 
-def _nodes(by: str, unit, branches: list[int]) -> list[tuple[str, list[int], bool]]:
-    """Return ``(code, row ids, active)`` per node, in code order.
+def _nodes(
+    by: str, unit, branches: list[int], offset: int = 0, limit: int | None = None
+) -> tuple[list[tuple[str, list[int], bool]], int]:
+    """Return one page of ``(code, row ids, active)`` per node, in code order, and the total.
 
     The row ids are where the node's figures live: rep ids (``daily_rollups``), or unit
     rows (``unit_rollups``): branch rows, or region rows when the whole region is in
     view (the unit read is a region or HQ, so its subtree is in the caller's scope).
+    The page is cut in SQL: HQ has ten thousand reps and a page shows a hundred.
     """
-    if by == "rep":
+    if by == "rep":  # rep codes are unique: a row is a node
         sql = "SELECT code, id, active FROM reps WHERE branch_id = ANY(:b)"
-    elif by == "branch" or unit.kind == "branch":
-        key = "r.code" if by == "region" else "b.code"
-        sql = (
-            f"SELECT {key}, b.id, true FROM org_units b LEFT JOIN org_units r "
-            "ON r.id = b.parent_id WHERE b.id = ANY(:b)"
-        )
+        page = f"SELECT code, ARRAY[id], active, count(*) OVER () FROM ({sql}) n"
     else:
-        sql = (
-            "SELECT r.code, r.id, true FROM org_units r WHERE r.id IN "
-            "(SELECT parent_id FROM org_units WHERE id = ANY(:b))"
+        if by == "branch" or unit.kind == "branch":
+            key = "r.code" if by == "region" else "b.code"
+            sql = (
+                f"SELECT {key} AS code, b.id, true AS active FROM org_units b "
+                "LEFT JOIN org_units r ON r.id = b.parent_id WHERE b.id = ANY(:b)"
+            )
+        else:
+            sql = (
+                "SELECT r.code, r.id, true AS active FROM org_units r WHERE r.id IN "
+                "(SELECT parent_id FROM org_units WHERE id = ANY(:b))"
+            )
+        page = (
+            "SELECT code, array_agg(id), bool_or(active), count(*) OVER () "
+            f"FROM ({sql}) n GROUP BY code"
         )
-    nodes: dict[str, tuple[list[int], bool]] = {}
-    for code, row_id, active in db.session.execute(text(sql), {"b": branches}):
-        ids, was_active = nodes.get(code, ([], False))
-        nodes[code] = ([*ids, row_id], was_active or bool(active))
-    return [(code, ids, active) for code, (ids, active) in sorted(nodes.items())]
+    rows = db.session.execute(
+        text(f'{page} ORDER BY code COLLATE "C" OFFSET :offset LIMIT :limit'),
+        {"b": branches, "offset": offset, "limit": limit},
+    ).all()
+    if rows:
+        total = rows[0][3]
+    else:
+        total = db.session.execute(
+            text(f"SELECT count(DISTINCT code) FROM ({sql}) n"), {"b": branches}
+        ).scalar_one()
+    return [(code, list(ids), bool(active)) for code, ids, active, _ in rows], total
 
 
 def _sums(by: str, nodes: list[tuple[str, list[int], bool]], branches, params) -> dict:
@@ -184,14 +199,15 @@ def _sums(by: str, nodes: list[tuple[str, list[int], bool]], branches, params) -
     return out
 
 
-def _reps(by: str, branches: list[int]) -> dict[str, int]:
+def _reps(by: str, branches: list[int], codes: list[str]) -> dict[str, int]:
+    """Return the active reps of each node of the page (``codes``) under ``branches``."""
     key = {"rep": "p.code", "branch": "b.code", "region": "r.code"}[by]
     sql = (
         f"SELECT {key}, count(*) FROM reps p JOIN org_units b ON b.id = p.branch_id "
         "LEFT JOIN org_units r ON r.id = b.parent_id WHERE p.active "
-        "AND p.branch_id = ANY(:b) GROUP BY 1"
+        f"AND p.branch_id = ANY(:b) AND {key} = ANY(:codes) GROUP BY 1"
     )
-    return dict(db.session.execute(text(sql), {"b": branches}).all())
+    return dict(db.session.execute(text(sql), {"b": branches, "codes": codes}).all())
 
 
 def _node_figures(
@@ -206,7 +222,7 @@ def _node_figures(
         "p_end": start - timedelta(days=1),
     }
     sums = _sums(by, nodes, branches, params) if nodes else {"": {}, "p_": {}}
-    reps = _reps(by, branches) if by != "rep" else {}
+    reps = _reps(by, branches, [code for code, _, _ in nodes]) if by != "rep" else {}
     shown = [code for code, _, active in nodes if active or code in sums[""]]
     return (
         _figures(by, shown, sums[""], reps),
@@ -272,9 +288,7 @@ def metrics_by(
     """
     unit = resolve_unit(principal, unit_code)
     branches = branch_ids_under(principal, unit_code)
-    nodes = _nodes(by, unit, branches)
-    total = len(nodes)
-    nodes = nodes[offset : None if limit is None else offset + limit]
+    nodes, total = _nodes(by, unit, branches, offset, limit)
     current, before = _node_figures(by, nodes, branches, start, end)
     days = (end - start).days + 1
     for node, row in current.items():

@@ -122,3 +122,22 @@ def test_hq_figures_equal_the_spreadsheet_for_every_region_branch_and_rep(
             assert row["open_by_stage"]["visit"] == figures["visit"], node
             won, lost = figures["won"], figures["lost"]
             assert row["win_rate"] == pytest.approx(won / (won + lost)), node
+
+
+@pytest.mark.parametrize("level", ["region", "branch", "rep"])
+def test_pages_of_metrics_rows_put_together_are_the_whole_table(client, hq_headers, level):
+    url = f"/api/v1/metrics?unit=HQ&{PERIOD}&by={level}"
+    whole = client.get(url, headers=hq_headers).get_json()
+    codes = [row["node"] for row in whole["rows"]]
+    assert codes == sorted(codes) and len(codes) == whole["paging"]["total"]
+    paged, offset = [], 0
+    while True:
+        body = client.get(f"{url}&offset={offset}&limit=4", headers=hq_headers).get_json()
+        assert body["paging"] == {"offset": offset, "limit": 4, "total": len(codes)}
+        if not body["rows"]:
+            break
+        assert len(body["rows"]) <= 4
+        paged += body["rows"]
+        offset += 4
+    assert paged == whole["rows"]
+    assert offset == 4 * -(-len(codes) // 4)

@@ -7,10 +7,11 @@ loaded its database::
 
 Signs in as an HQ manager and as finance through the sign-in form (Flask's test client,
 in process), then times ``--repeats`` GETs of each page after ``--warmups``: the HQ
-overview, a region, a branch, a rep, a deal, finance (live; and as of a past moment),
-the playbook and the inbox. Baseline, in the same run: the JSON API read each page is
-built on (``/api/v1/metrics`` by region for the overview, …), so the ratio is what the
-page adds (more reads, HTML, charts' data) over the bare API read. Target: p95 ≤ 300 ms.
+overview, a region, a branch, a rep, a deal, finance of HQ and of a region (live; and as
+of a past moment), the playbook and the inbox (``--pages finance,overview``: only those).
+Baseline, in the same run: the JSON API read each page is built on (``/api/v1/metrics``
+by region for the overview, …), so the ratio is what the page adds (more reads, HTML,
+charts' data) over the bare API read. Target: p95 ≤ 300 ms.
 The last line: ``RESULT page_p95_ms=… api_p95_ms=… ratio=… pages_over_300ms=…``.
 """
 
@@ -73,7 +74,14 @@ def timed(client, url: str, warmups: int, repeats: int, headers: dict | None = N
 @click.option("--redis-url", default="redis://127.0.0.1:6379/0", show_default=True)
 @click.option("--warmups", default=2, show_default=True)
 @click.option("--repeats", default=10, show_default=True)
-def main(database_url: str, redis_url: str, warmups: int, repeats: int) -> None:
+@click.option(
+    "--pages",
+    "only",
+    default="",
+    help="comma-separated page names to time (a name also takes its variants: "
+    "'finance' times every finance page); default: all",
+)
+def main(database_url: str, redis_url: str, warmups: int, repeats: int, only: str) -> None:
     """Time the console's pages against the API reads they are built on."""
     app = make_app(database_url, redis_url, Path(tempfile.mkdtemp(prefix="hq-bench-console-")))
     units, _ = org_units(database_url)
@@ -122,24 +130,41 @@ def main(database_url: str, redis_url: str, warmups: int, repeats: int) -> None:
             f"/console/finance?at={past_q}",
             f"/api/v1/pipeline?unit=HQ&at={past_q}",
         ),
+        (
+            "finance region",
+            finance,
+            f"/console/finance?unit={region}",
+            f"/api/v1/pipeline?unit={region}",
+        ),
+        (
+            "finance region as-of",
+            finance,
+            f"/console/finance?unit={region}&at={past_q}",
+            f"/api/v1/pipeline?unit={region}&at={past_q}",
+        ),
         ("playbook", hq, "/console/playbook", "/api/v1/playbooks"),
         ("inbox", hq, "/console/inbox", "/api/v1/inbox"),
     ]
+    wanted = [w.strip() for w in only.split(",") if w.strip()]
+    if wanted:
+        pages = [p for p in pages if any(p[0] == w or p[0].startswith(f"{w} ") for w in wanted)]
+        if not pages:
+            raise click.ClickException(f"no page named {only!r}")
     rows = []
     for name, client, url, base in pages:
         page = timed(client, url, warmups, repeats)
         baseline = timed(api, base, warmups, repeats, bearer)
         rows.append((name, url, page, baseline))
         log(
-            f"{name:>14}: page p95 {percentile(page, 0.95) * 1000:8.1f} ms | api p95 "
+            f"{name:>20}: page p95 {percentile(page, 0.95) * 1000:8.1f} ms | api p95 "
             f"{percentile(baseline, 0.95) * 1000:8.1f} ms"
         )
     print(f"\nconsole pages at {database_url} ({repeats} timed GETs each, in process)")
-    print(f"{'page':<14} {'p50':>9} {'p95':>9} {'api p50':>9} {'api p95':>9} {'ratio':>6}")
+    print(f"{'page':<20} {'p50':>9} {'p95':>9} {'api p50':>9} {'api p95':>9} {'ratio':>6}")
     for name, _, page, baseline in rows:
         p95, b95 = percentile(page, 0.95), percentile(baseline, 0.95)
         print(
-            f"{name:<14} {percentile(page, 0.5) * 1000:>7.1f}ms {p95 * 1000:>7.1f}ms "
+            f"{name:<20} {percentile(page, 0.5) * 1000:>7.1f}ms {p95 * 1000:>7.1f}ms "
             f"{percentile(baseline, 0.5) * 1000:>7.1f}ms {b95 * 1000:>7.1f}ms {p95 / b95:>6.2f}"
         )
     worst = max(rows, key=lambda r: percentile(r[2], 0.95))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from sqlalchemy import text
@@ -9,17 +10,26 @@ from sqlalchemy import text
 from hq_server.extensions import db
 from hq_server.metrics.bridge import TERMS, bridge, slipped
 from hq_server.metrics.pipeline import converted, in_currency, summarize
+from hq_server.models import OrgUnit
 from hq_server.services import fx, playbooks
 from hq_server.services import pipeline_history as history
-from hq_server.services.scope import Principal, branch_ids_under, resolve_unit, unit_row_ids
+from hq_server.services.scope import (
+    Principal,
+    branch_ids_under,
+    resolve_unit,
+    rows_and_branches,
+    unit_row_ids,
+)
 from shared.stages import DEFAULT_STAGES
 
+# ``g``: the group (unit) each branch is read for.
 _DEALS = text(
-    "SELECT d.id, d.stage, d.status, d.amount, d.currency, d.expected_close, "
+    "SELECT m.g, d.id, d.stage, d.status, d.amount, d.currency, d.expected_close, "
     "d.forecast_category, d.closed_at, d.closed_day, d.opened_at, d.name, d.customer, "
     "b.code AS branch, p.code AS rep FROM deals d JOIN org_units b ON b.id = d.branch_id "
-    "LEFT JOIN reps p ON p.id = d.rep_id WHERE d.branch_id = ANY(:b) "
-    "AND (d.status = 'open' OR (d.status IN ('won', 'lost') AND (CAST(:lo AS date) IS NULL "
+    "JOIN unnest(CAST(:b AS integer[]), CAST(:bg AS integer[])) AS m(branch_id, g) "
+    "ON m.branch_id = d.branch_id LEFT JOIN reps p ON p.id = d.rep_id "
+    "WHERE (d.status = 'open' OR (d.status IN ('won', 'lost') AND (CAST(:lo AS date) IS NULL "
     "OR d.closed_day >= :lo) AND (CAST(:hi AS date) IS NULL OR d.closed_day <= :hi)))"
 )
 
@@ -36,9 +46,18 @@ def open_deals(
     principal: Principal, unit: str, close_from: date | None, close_to: date | None
 ) -> list[dict]:
     """Return the open deals, and the deals won or lost in the window, under ``unit``."""
-    branches = branch_ids_under(principal, unit)
-    rows = db.session.execute(_DEALS, {"b": branches, "lo": close_from, "hi": close_to})
-    return [dict(row) for row in rows.mappings()]
+    return _deals_each([branch_ids_under(principal, unit)], close_from, close_to)[0]
+
+
+def _deals_each(groups: list[list[int]], close_from, close_to) -> list[list[dict]]:
+    """Return ``open_deals`` of several sets of branches in one read, one list each."""
+    branches, group = history.pairs(groups)
+    params = {"b": branches, "bg": group, "lo": close_from, "hi": close_to}
+    out: list[list[dict]] = [[] for _ in groups]
+    for row in db.session.execute(_DEALS, params).mappings():
+        deal = dict(row)
+        out[deal.pop("g")].append(deal)
+    return out
 
 
 def pipeline(
@@ -60,11 +79,58 @@ def pipeline(
     that had happened by ``at`` (late arrivals included), deal by deal.
     """
     node = resolve_unit(principal, unit)
-    extra: dict = {}
+    reach = Reach(node, unit_row_ids(principal, unit), branch_ids_under(principal, unit))
+    window = {"close_from": close_from, "close_to": close_to, "as_of": as_of}
+    return _pipelines([reach], at=at, basis=basis, **window)[0]
+
+
+def pipeline_by_unit(
+    principal: Principal,
+    units: list[str],
+    *,
+    close_from: date | None = None,
+    close_to: date | None = None,
+    as_of: date | None = None,
+    at: datetime | None = None,
+    basis: str = "applied",
+) -> dict[str, dict]:
+    """Return ``pipeline`` of each unit (the regions of HQ, the branches of a region).
+
+    The same figures as one ``pipeline`` call per unit, read together: one query for all
+    of them, its rows tagged with the unit they are summed for.
+    """
+    if not units:
+        return {}
+    found = rows_and_branches(principal, units)
+    reach = [Reach(*found[code]) for code in units]
+    window = {"close_from": close_from, "close_to": close_to, "as_of": as_of}
+    reports = _pipelines(reach, at=at, basis=basis, **window)
+    return dict(zip(units, reports, strict=True))
+
+
+@dataclass(frozen=True)
+class Reach:
+    """A unit (its latest row), its rows in the caller's scope and the branch rows under it."""
+
+    unit: OrgUnit
+    rows: list[int]
+    branches: list[int]
+
+
+def _pipelines(
+    reach: list[Reach],
+    *,
+    close_from: date | None,
+    close_to: date | None,
+    as_of: date | None,
+    at: datetime | None,
+    basis: str,
+) -> list[dict]:
+    extra: list[dict] = [{} for _ in reach]
     if at is None and not history.is_whole_months(close_from, close_to):
         # A window of odd days: deal by deal from the projection.
         as_of = as_of or date.today()
-        deals = open_deals(principal, unit, close_from, close_to)
+        deals = _deals_each([r.branches for r in reach], close_from, close_to)
         stages = stage_table()
     else:
         # The history's sums: the latest cut plus what changed since.
@@ -72,42 +138,67 @@ def pipeline(
         moment = at or datetime.now(UTC)
         as_of = as_of or moment.date()
         rules = history.basis_at(moment)
-        branches = branch_ids_under(principal, unit)
-        if basis == "occurred" and at is not None:
-            deals, cut = history.deals_occurred(branches, at), None
-        else:
-            upper = node.kind != "branch"
-            deals = history.rows_as_of(unit_row_ids(principal, unit), branches, rules, upper=upper)
-            cut = history.usable_cut(rules, upper=upper)
         stages = rules.stages
+        if basis == "occurred" and at is not None:
+            deals = history.deals_occurred_each([r.branches for r in reach], at)
+            cuts = [None] * len(reach)
+        else:
+            deals, cuts = _history_rows(reach, rules)
         if at is not None:
-            extra = {
-                "at": at.isoformat(),
-                "basis": basis,
-                "snapshot": cut.isoformat() if cut else None,
-                "playbook_version": rules.version,
-            }
+            extra = [
+                {
+                    "at": at.isoformat(),
+                    "basis": basis,
+                    "snapshot": cut.isoformat() if cut else None,
+                    "playbook_version": rules.version,
+                }
+                for cut in cuts
+            ]
     rate, table = fx.converter(as_of)
     currency = fx.reporting_currency()
-    summary = summarize(
-        deals, stages, rate, currency=currency, close_from=close_from, close_to=close_to
-    )
-    used = sorted({d["currency"] for d in deals if d["currency"]})
-    return {
-        "unit": {"code": node.code, "name": node.name, "kind": node.kind},
-        "currency": currency,
-        "rates": {
-            c: {
-                "rate": str(table[c]["rate"]),
-                "day": table[c]["day"].isoformat() if table[c]["day"] else None,
+    window = {"currency": currency, "close_from": close_from, "close_to": close_to}
+    reports = []
+    for r, rows, more in zip(reach, deals, extra, strict=True):
+        summary = summarize(rows, stages, rate, **window)
+        used = sorted({d["currency"] for d in rows if d["currency"]})
+        reports.append(
+            {
+                "unit": {"code": r.unit.code, "name": r.unit.name, "kind": r.unit.kind},
+                "currency": currency,
+                "rates": {
+                    c: {
+                        "rate": str(table[c]["rate"]),
+                        "day": table[c]["day"].isoformat() if table[c]["day"] else None,
+                    }
+                    for c in used
+                    if c in table
+                },
+                "rates_as_of": as_of.isoformat(),
+                **more,
+                **summary.as_dict(),
             }
-            for c in used
-            if c in table
-        },
-        "rates_as_of": as_of.isoformat(),
-        **extra,
-        **summary.as_dict(),
-    }
+        )
+    return reports
+
+
+def _history_rows(reach: list[Reach], rules) -> tuple[list, list]:
+    """Return each unit's rows from the history and the cut they start from.
+
+    A region or HQ reads an hourly cut, a branch a full one: one read per kind.
+    """
+    rows: list = [None] * len(reach)
+    cuts: list = [None] * len(reach)
+    for upper in (True, False):
+        picked = [i for i, r in enumerate(reach) if (r.unit.kind != "branch") is upper]
+        if not picked:
+            continue
+        cut = history.usable_cut(rules, upper=upper)
+        found = history.rows_as_of_each(
+            [(reach[i].rows, reach[i].branches) for i in picked], rules, cut
+        )
+        for i, got in zip(picked, found, strict=True):
+            rows[i], cuts[i] = got, cut
+    return rows, cuts
 
 
 def changes(

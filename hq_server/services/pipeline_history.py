@@ -152,7 +152,8 @@ def _probabilities(stages: Iterable[Stage]) -> dict:
 
 # The rows of pipeline_changes in a range, shaped like snapshot rows: weighted per deal in
 # the reporting currency (others are weighted at read time), one row per foreign deal.
-# ``{unit}``/``{join}``: nothing for a read; for a cut, one row per unit on the branch's path.
+# ``{unit}``/``{join}``: for a read, the group the branch is read for; for a cut, one row per
+# unit on the branch's path.
 _CHANGE_ROWS = """
 SELECT {unit} AS unit_id, c.status, c.stage, c.forecast_category,
        CAST(date_trunc('month', CASE WHEN c.status = 'open' THEN c.expected_close
@@ -203,33 +204,55 @@ def rows_as_of(
     ``_count`` deals worth ``amount`` (``_weighted`` already rounded per deal when set).
     """
     cut = usable_cut(basis, upper=upper)
+    return rows_as_of_each([(units, branches)], basis, cut)[0]
+
+
+def pairs(groups: Iterable[Iterable[int]]) -> tuple[list[int], list[int]]:
+    """Return ids and the index of their group, each pair once, to join in SQL."""
+    found = sorted({(i, n) for n, ids in enumerate(groups) for i in ids})
+    return [i for i, _ in found], [n for _, n in found]
+
+
+def rows_as_of_each(
+    groups: list[tuple[list[int], list[int]]], basis: Basis, cut: datetime | None
+) -> list[list[dict]]:
+    """Return ``rows_as_of`` of several units in one read, summed from ``cut``.
+
+    ``groups`` holds each unit's ``(units, branches)``; every unit must take the same cut
+    (all regions or HQ, or all branches). One list of rows per group, in their order.
+    """
+    units, unit_group = pairs(u for u, _ in groups)
+    branches, branch_group = pairs(b for _, b in groups)
     params = {
         "u": units,
+        "ug": unit_group,
         "b": branches,
+        "bg": branch_group,
         "at": basis.at,
         "cur": basis.currency,
         "cut": cut,
         **_probabilities(basis.stages),
     }
     changes = _CHANGE_ROWS.format(
-        unit="NULL",
-        join="",
-        where="c.branch_id IN (SELECT unnest(CAST(:b AS integer[]))) AND c.at <= :at"
-        + (" AND c.at >= :cut" if cut is not None else ""),
+        unit="m.g",
+        join="JOIN unnest(CAST(:b AS integer[]), CAST(:bg AS integer[])) AS m(branch_id, g) "
+        "ON m.branch_id = c.branch_id",
+        where="c.at <= :at" + (" AND c.at >= :cut" if cut is not None else ""),
     )
     if cut is not None:
         source = (
-            f"SELECT {_GROUP}, deals, amount, weighted FROM pipeline_snapshots "
-            f"WHERE cut = :cut AND unit_id = ANY(:u) UNION ALL {changes}"
+            "SELECT m.g AS unit_id, s.status, s.stage, s.forecast_category, s.month, "
+            "s.currency, s.deal_id, s.deals, s.amount, s.weighted FROM pipeline_snapshots s "
+            "JOIN unnest(CAST(:u AS integer[]), CAST(:ug AS integer[])) AS m(unit_id, g) "
+            f"ON m.unit_id = s.unit_id WHERE s.cut = :cut UNION ALL {changes}"
         )
     else:
         source = changes
-    sql = (
-        "SELECT status, stage, forecast_category, month, currency, deal_id, "
-        f"{_SUMS} FROM ({source}) s GROUP BY status, stage, forecast_category, month, "
-        f"currency, deal_id {_NONZERO}"
-    )
-    return [_pseudo_deal(row) for row in db.session.execute(text(sql), params).mappings()]
+    sql = f"SELECT {_GROUP}, {_SUMS} FROM ({source}) s GROUP BY {_GROUP} {_NONZERO}"
+    out: list[list[dict]] = [[] for _ in groups]
+    for row in db.session.execute(text(sql), params).mappings():
+        out[row["unit_id"]].append(_pseudo_deal(row))
+    return out
 
 
 def _pseudo_deal(row) -> dict:
@@ -485,7 +508,7 @@ _SETTERS = "('deal.opened', 'lead.created', 'deal.stage_changed', 'deal.won', 'd
 _MONEY = "('deal.opened', 'deal.updated', 'deal.won')"
 _OCCURRED = text(
     f"""
-    SELECT e.deal_id AS id, min(b.timezone) AS tz,
+    SELECT m.g, e.deal_id AS id, min(b.timezone) AS tz,
       (array_agg(CASE e.type WHEN 'deal.opened' THEN coalesce(e.payload->'data'->>'stage', 'lead')
                              WHEN 'lead.created' THEN 'lead'
                              WHEN 'deal.stage_changed' THEN e.payload->'data'->>'to'
@@ -503,9 +526,10 @@ _OCCURRED = text(
       (array_agg(e.payload->'data'->>'forecast_category' {_LAST})
          FILTER (WHERE e.payload->'data' ? 'forecast_category'))[1] AS forecast_category
     FROM events e JOIN org_units b ON b.id = e.branch_id
-    WHERE e.branch_id = ANY(:b) AND e.status = 'counted' AND e.deal_id IS NOT NULL
-      AND e.occurred_at <= :at
-    GROUP BY e.deal_id
+    JOIN unnest(CAST(:b AS integer[]), CAST(:bg AS integer[])) AS m(branch_id, g)
+      ON m.branch_id = e.branch_id
+    WHERE e.status = 'counted' AND e.deal_id IS NOT NULL AND e.occurred_at <= :at
+    GROUP BY m.g, e.deal_id
     """
 )
 
@@ -517,12 +541,19 @@ def deals_occurred(branches: list[int], at: datetime) -> list[dict]:
     events included). It is replayed from the events on each request (each field the last
     writer by occurred time, as the projection does): exact, and slower than the history.
     """
-    deals = []
-    for row in db.session.execute(_OCCURRED, {"b": branches, "at": at}).mappings():
+    return deals_occurred_each([branches], at)[0]
+
+
+def deals_occurred_each(groups: list[list[int]], at: datetime) -> list[list[dict]]:
+    """Return ``deals_occurred`` of several sets of branches in one read, one list each."""
+    branches, branch_group = pairs(groups)
+    out: list[list[dict]] = [[] for _ in groups]
+    params = {"b": branches, "bg": branch_group, "at": at}
+    for row in db.session.execute(_OCCURRED, params).mappings():
         stage = row["stage"]
         status = stage if stage in ("won", "lost") else "open"
         closed_at = row["staged_at"] if status != "open" else None
-        deals.append(
+        out[row["g"]].append(
             {
                 "id": row["id"],
                 "status": status,
@@ -535,4 +566,4 @@ def deals_occurred(branches: list[int], at: datetime) -> list[dict]:
                 "amount": Decimal(row["amount"]) if row["amount"] is not None else None,
             }
         )
-    return deals
+    return out

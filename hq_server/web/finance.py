@@ -76,15 +76,11 @@ def _by_child(unit, close_from, close_to, as_of) -> list[tuple[str, dict]]:
     """Return each child unit's pipeline (regions of HQ, branches of a region)."""
     if unit.kind == "branch":
         return []
-    return [
-        (
-            child.code,
-            pipelines.pipeline(
-                g.principal, child.code, close_from=close_from, close_to=close_to, as_of=as_of
-            ),
-        )
-        for child in queries.children(g.principal, unit.code)
-    ]
+    codes = [child.code for child in queries.children(g.principal, unit.code)]
+    found = pipelines.pipeline_by_unit(
+        g.principal, codes, close_from=close_from, close_to=close_to, as_of=as_of
+    )
+    return list(found.items())
 
 
 BASES = ("applied", "occurred")

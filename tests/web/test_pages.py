@@ -230,6 +230,28 @@ def test_the_finance_page_shows_the_live_pipeline_in_the_reporting_currency(sign
     assert 'id="by-region"' in page  # EAST's branches side by side
 
 
+@pytest.mark.parametrize("unit,children", [("HQ", ["EAST", "WEST"]), ("EAST", ["HZ01", "SH01"])])
+def test_the_finance_page_shows_each_child_unit_as_its_own_pipeline(
+    client, signed_in, company, activity, unit, children
+):
+    page = text(signed_in("finance").get(f"/console/finance?unit={unit}"))
+    start = page.index('id="by-region"')
+    table = page[start : page.index("</table>", start)]
+
+    for code in children:
+        row = table[table.index(f"({code})</a>") :].split("</tr>")[0]
+        shown = re.findall(r'data-value="([^"]*)"', row)
+        api = client.get(f"/api/v1/pipeline?unit={code}", headers=company.user("finance"))
+        want = api.get_json()
+        assert shown == [
+            str(want["open"]["count"]),
+            want["open"]["amount"],
+            want["open"]["weighted"],
+            want["rollups"]["commit_forecast"],
+            want["won"]["amount"],
+        ], code
+
+
 def test_the_finance_page_answers_for_a_past_moment_and_bridges_the_changes(signed_in, activity):
     client = signed_in("finance")
 

@@ -8,11 +8,12 @@ from datetime import UTC, date, datetime
 from sqlalchemy import text
 
 from hq_server.extensions import db
-from hq_server.metrics.bridge import TERMS, bridge, slipped
+from hq_server.metrics.bridge import TERMS
 from hq_server.metrics.pipeline import converted, in_currency, summarize
 from hq_server.models import OrgUnit
 from hq_server.services import fx, playbooks
 from hq_server.services import pipeline_history as history
+from hq_server.services.pipeline_bridge import moves_between, slipped_between
 from hq_server.services.scope import (
     Principal,
     branch_ids_under,
@@ -210,30 +211,32 @@ def changes(
     close_to: date,
     *,
     term: str | None = None,
+    slipped: bool = True,
 ) -> dict:
     """Bridge the unit's open pipeline closing in [close_from, close_to] from t0 to t1.
 
     Both sides convert at the rates of t1's day (a constant-currency bridge), so every
-    change of amount is a change of the deals. Only deals that changed in (t0, t1] are
-    read one by one; the rest count in start and end alike. ``term`` adds its deals.
+    change of amount is a change of the deals. Only deals that changed in (t0, t1] move a
+    term (summed in SQL); the rest count in start and end alike. ``term`` adds its deals;
+    ``slipped`` names the deals whose expected close moved later.
     """
     node = resolve_unit(principal, unit)
     history.whole_months(close_from, close_to)
     if t1 < t0:
         raise history.WindowError("the end moment is before the start moment")
     branches = branch_ids_under(principal, unit)
+    units = unit_row_ids(principal, unit)
     currency = fx.reporting_currency()
     rate, table = fx.converter(t1.date())
     rate = in_currency(rate, currency)
-    before, after = history.states_between(branches, t0, t1)
-    changed = list(after)
-    moved = bridge(before, after, close_from, close_to, rate_start=rate)
+    found = moves_between(
+        branches, t0, t1, close_from, close_to, currency=currency, rate=rate, term=term
+    )
+    moved = found.bridge
     sides = []
     for moment in (t0, t1):
         basis = history.basis_at(moment)
-        rows = history.rows_as_of(
-            unit_row_ids(principal, unit), branches, basis, upper=node.kind != "branch"
-        )
+        rows = history.rows_as_of(units, branches, basis, upper=node.kind != "branch")
         summary = summarize(
             rows, basis.stages, rate, currency=currency, close_from=close_from, close_to=close_to
         )
@@ -260,23 +263,13 @@ def changes(
             name: {"count": v["count"], "amount": str(v["amount"])} for name, v in out.items()
         },
         "balanced": balanced,
-        "slipped": _slipped(changed, t1),
     }
+    if slipped:
+        result["slipped"] = slipped_between(branches, t0, t1)
     if term is not None:
-        ids = list(terms[term].ids) if term not in ("start", "end") else []
         result["term"] = term
-        result["deals"] = _deal_details(ids, before, after, rate)
+        result["deals"] = _deal_details(found.ids, found.before, found.after, rate)
     return result
-
-
-def _slipped(deal_ids: list, t1: datetime) -> list[dict]:
-    """Return the changed deals whose expected close moved later, most often first."""
-    found = [
-        {"id": str(deal_id), "times": n}
-        for deal_id, days in history.close_history(deal_ids, t1).items()
-        if (n := slipped(days))
-    ]
-    return sorted(found, key=lambda d: (-d["times"], d["id"]))[:200]
 
 
 def _side(state: dict | None, rate) -> dict | None:

@@ -290,48 +290,6 @@ def is_whole_months(close_from: date | None, close_to: date | None) -> bool:
     return True
 
 
-_EDGE = (
-    "SELECT DISTINCT ON (deal_id) deal_id, sign, branch_id, status, stage, forecast_category, "
-    "expected_close, closed_day, currency, amount FROM pipeline_changes "
-    "WHERE branch_id IN (SELECT unnest(CAST(:b AS integer[]))) AND at > :t0 AND at <= :t1 "
-    "ORDER BY deal_id, {order}"
-)
-
-
-def states_between(branches: list[int], t0: datetime, t1: datetime) -> tuple[dict, dict]:
-    """Return the states at t0 and at t1 of the deals of ``branches`` that changed in between.
-
-    One pass over the changes of the range, no lookup per deal: a deal's first row in it is
-    its state at t0 when it is a −1 (a +1 first: HQ did not know the deal at t0), and its
-    last row (a +1) is its state at t1.
-    """
-    params = {"b": branches, "t0": t0, "t1": t1}
-    first = db.session.execute(text(_EDGE.format(order="at, id")), params).mappings()
-    before = {row["deal_id"]: dict(row) for row in first if row["sign"] == -1}
-    last = db.session.execute(text(_EDGE.format(order="at DESC, id DESC")), params).mappings()
-    after = {row["deal_id"]: dict(row) for row in last}
-    return before, after
-
-
-def close_history(deal_ids: list, t1: datetime) -> dict:
-    """Return each deal's successive expected close dates as HQ saw them up to ``t1``."""
-    if not deal_ids:
-        return {}
-    rows = db.session.execute(
-        text(
-            "SELECT deal_id, expected_close FROM pipeline_changes WHERE deal_id = ANY(:ids) "
-            "AND at <= :t1 AND sign = 1 ORDER BY deal_id, at, id"
-        ),
-        {"ids": deal_ids, "t1": t1},
-    )
-    history: dict = {}
-    for deal_id, close in rows:
-        days = history.setdefault(deal_id, [])
-        if not days or days[-1] != close:
-            days.append(close)
-    return history
-
-
 # --------------------------------------------------------------------------- cuts
 
 

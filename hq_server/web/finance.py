@@ -104,7 +104,8 @@ def _changes(unit, t0, t1, p_from, p_to, term):
     if not supports_changes():
         return None
     extra = {"term": term} if term in TERM_LABELS and term not in ("start", "end") else {}
-    return pipelines.changes(g.principal, unit.code, t0, t1, p_from, p_to, **extra)
+    # The page does not show the slipped deals: it does not read them.
+    return pipelines.changes(g.principal, unit.code, t0, t1, p_from, p_to, slipped=False, **extra)
 
 
 def _bridge_chart(result: dict, currency: str) -> dict:

@@ -26,7 +26,7 @@ from sqlalchemy import text
 from hq_server.extensions import db
 from hq_server.jobs.outbox import relay
 from hq_server.metrics.bridge import TERMS, bridge
-from hq_server.metrics.pipeline import in_currency, summarize
+from hq_server.metrics.pipeline import converted, in_currency, summarize
 from hq_server.metrics.projection import apply_event, new_deal
 from hq_server.services import fx
 from hq_server.services.pipeline_history import build_cut, pipeline_state
@@ -217,6 +217,11 @@ def test_the_changes_bridge_balances_and_matches_a_replay(app, client, batches, 
     j = data.draw(st.integers(i, len(moments) - 1))
     t0, t1 = moments[i], moments[j]
     unit = data.draw(st.sampled_from(["SH01", "EAST"]))
+    _matches_a_replay(app, client, company, unit, t0, t1)
+
+
+def _matches_a_replay(app, client, company, unit: str, t0: datetime, t1: datetime) -> dict:
+    """Check the bridge from t0 to t1, and each term's deals, against a replay; return it."""
     query = (
         f"/api/v1/pipeline/changes?unit={unit}&from={_q(t0)}&to={_q(t1)}"
         f"&close_from={PERIOD[0]}&close_to={PERIOD[1]}"
@@ -225,15 +230,79 @@ def test_the_changes_bridge_balances_and_matches_a_replay(app, client, batches, 
     assert body["balanced"] is True
     with app.app_context():
         rate, _ = fx.converter(t1.date())
-        expected = bridge(replay(t0), replay(t1), *PERIOD, rate_start=in_currency(rate, "CNY"))
+        rate = in_currency(rate, "CNY")
+        start, end = replay(t0), replay(t1)
+        expected = bridge(start, end, *PERIOD, rate_start=rate)
+        start, end = ({str(k): v for k, v in side.items()} for side in (start, end))
     for name in TERMS:
         term = getattr(expected, name)
         assert body["terms"][name] == {"count": term.count, "amount": str(term.amount)}, name
-    # Each moving term drills down to exactly its deals.
+    # Each moving term drills down to exactly its deals, with their states at both moments.
     for name in ("new", "pulled_in", "pushed_out", "won", "lost", "increased", "decreased"):
         drill = client.get(f"{query}&term={name}", headers=company.user("region_manager"))
-        ids = sorted(d["id"] for d in drill.get_json()["deals"])
-        assert ids == sorted(str(i) for i in getattr(expected, name).ids), name
+        deals = drill.get_json()["deals"]
+        assert [d["id"] for d in deals] == [str(i) for i in getattr(expected, name).ids], name
+        for deal in deals:
+            assert deal["start"] == _side(start.get(deal["id"]), rate), (name, "start")
+            assert deal["end"] == _side(end.get(deal["id"]), rate), (name, "end")
+    return expected
+
+
+def test_every_term_of_the_bridge_lists_its_deals_in_either_currency(app, client, company):
+    with app.app_context():
+        fx.set_rate("USD", date(2026, 1, 1), Decimal("6.9"), "test")
+        db.session.commit()
+    rep = EventMaker("SH01-001")
+    deals = {}
+    before = []
+    for name in ("increased", "decreased", "pushed_out", "won", "lost", "pulled_in"):
+        for currency in ("CNY", "USD"):
+            close = "2027-03-01" if name == "pulled_in" else "2026-12-15"
+            data = {"name": name, "amount": 100, "currency": currency, "expected_close": close}
+            event = rep.make("deal.opened", data, deal=str(uuid.uuid4()))
+            deals[name, currency] = event["deal"]
+            before.append(event)
+    assert push(client, company.agent("SH01"), before).status_code == 200
+    t0 = datetime.now(UTC)
+    time.sleep(0.002)
+    after = []
+    for currency in ("CNY", "USD"):
+        data = {"name": "new", "amount": 70.5, "currency": currency, "expected_close": "2027-01-02"}
+        after.append(rep.make("deal.opened", data, deal=str(uuid.uuid4())))
+        after += [
+            rep.make("deal.updated", {"amount": 150.25}, deal=deals["increased", currency]),
+            rep.make("deal.updated", {"amount": 40}, deal=deals["decreased", currency]),
+            rep.make(
+                "deal.updated", {"expected_close": "2027-02-10"}, deal=deals["pushed_out", currency]
+            ),
+            rep.make("deal.won", {}, deal=deals["won", currency]),
+            rep.make("deal.lost", {"loss_reason": "price"}, deal=deals["lost", currency]),
+            rep.make(
+                "deal.updated", {"expected_close": "2027-01-20"}, deal=deals["pulled_in", currency]
+            ),
+        ]
+    assert push(client, company.agent("SH01"), after).status_code == 200
+    time.sleep(0.002)
+    t1 = datetime.now(UTC)
+
+    expected = _matches_a_replay(app, client, company, "EAST", t0, t1)
+
+    for name in ("new", "pulled_in", "pushed_out", "won", "lost", "increased", "decreased"):
+        assert len(getattr(expected, name).ids) == 2, name
+
+
+def _side(state: dict | None, rate) -> dict | None:
+    """Return a deal's state as the bridge's drill-down shows it."""
+    if state is None:
+        return None
+    close = state["expected_close"]
+    return {
+        "status": state["status"],
+        "stage": state["stage"],
+        "expected_close": close and close.isoformat(),
+        "currency": state["currency"],
+        "amount": str(converted(state, rate)),
+    }
 
 
 def _q(moment: datetime) -> str:

@@ -63,13 +63,7 @@ def _quarter(today: date) -> tuple[date, date]:
 
 def unit_choices(code: str) -> list:
     """Return the units the caller may read a pipeline of: their scope, then below it."""
-    top = resolve_unit(g.principal, code)
-    out = [top]
-    for child in queries.children(g.principal, top.code):
-        out.append(child)
-        if child.kind != "branch":
-            out += queries.children(g.principal, child.code)
-    return out
+    return [resolve_unit(g.principal, code), *queries.children_and_theirs(g.principal, code)]
 
 
 def _by_child(unit, close_from, close_to, as_of) -> list[tuple[str, dict]]:

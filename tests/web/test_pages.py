@@ -252,6 +252,23 @@ def test_the_finance_page_shows_each_child_unit_as_its_own_pipeline(
         ], code
 
 
+def test_the_finance_unit_picker_lists_each_region_then_its_branches(app, signed_in):
+    from hq_server.services.org import import_org
+
+    def picker() -> list[str]:
+        page = text(signed_in("finance").get("/console/finance"))
+        select = page[page.index('id="finance-unit"') : page.index("</select>")]
+        return re.findall(r'<option value="([^"]+)"', select)
+
+    assert picker() == ["HQ", "EAST", "HZ01", "SH01", "WEST", "CD01"]
+    row = {"region_code": "WEST", "region_name": "West", "branch_code": "SH01"}
+    row |= {"branch_name": "Branch SH01", "rep_code": "SH01-001", "rep_name": "Rep SH01-001"}
+    with app.app_context():
+        assert import_org([row], "Asia/Shanghai").moved == ["SH01"]
+        db.session.commit()
+    assert picker() == ["HQ", "EAST", "HZ01", "WEST", "CD01", "SH01"]
+
+
 def test_the_finance_page_answers_for_a_past_moment_and_bridges_the_changes(signed_in, activity):
     client = signed_in("finance")
 

@@ -56,6 +56,7 @@ sys.path.insert(0, str(ROOT))
 from hq_server.metrics import deal_rollups, projection, rollups  # noqa: E402
 from hq_server.metrics.funnel import win_rate  # noqa: E402
 from hq_server.metrics.kpis import delta  # noqa: E402
+from hq_server.metrics.weeks import FILL_WEEKLY, FILL_WEEKLY_UNITS  # noqa: E402
 from hq_server.services.scope import units_on_path  # noqa: E402
 from shared.stages import DEFAULT_STAGES, FUNNEL, STAGES_BY_NAME  # noqa: E402
 
@@ -601,7 +602,16 @@ def load_company(dsn: str, branches: list[dict], opts: dict) -> dict:
         timings["unit_rollups_s"] = time.monotonic() - started
         log(f"unit rollups {timings['unit_rollups_s']:.0f}s")
         started = time.monotonic()
-        conn.execute(f"VACUUM (ANALYZE) {', '.join(BULK_TABLES)}, unit_rollups")
+        # Their weeks, as ingest writes them beside the daily rows (as migration 0014 fills).
+        conn.execute(FILL_WEEKLY)
+        conn.execute(FILL_WEEKLY_UNITS)
+        timings["weekly_rollups_s"] = time.monotonic() - started
+        log(f"weekly rollups {timings['weekly_rollups_s']:.0f}s")
+        started = time.monotonic()
+        conn.execute(
+            f"VACUUM (ANALYZE) {', '.join(BULK_TABLES)}, unit_rollups, weekly_rollups, "
+            "weekly_unit_rollups"
+        )
         conn.execute("ANALYZE")
         timings["vacuum_analyze_s"] = time.monotonic() - started
         log(
@@ -1052,7 +1062,7 @@ def compact(app, dsn: str) -> None:
     with app.app_context():
         done = compact_unit_rollups()
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("VACUUM (ANALYZE) unit_rollups")
+        conn.execute("VACUUM (ANALYZE) unit_rollups, weekly_unit_rollups")
     log(f"compact_rollups: {done} in {time.monotonic() - started:.1f}s")
 
 

@@ -60,6 +60,8 @@ TABLES = (
     "digests",
     "fx_rates",
     "unit_rollups",
+    "weekly_rollups",
+    "weekly_unit_rollups",
     "pipeline_changes",
     "pipeline_snapshots",
     "pipeline_cuts",

@@ -21,7 +21,7 @@ from hq_server.models.oversight import (
     WebhookDelivery,
 )
 from hq_server.models.playbook import Approval, PlaybookVersion, Violation
-from hq_server.models.rollups import DailyRollup, UnitRollup
+from hq_server.models.rollups import DailyRollup, UnitRollup, WeeklyRollup, WeeklyUnitRollup
 
 __all__ = [
     "AgentStream",
@@ -47,6 +47,8 @@ __all__ = [
     "SeqGap",
     "Target",
     "UnitRollup",
+    "WeeklyRollup",
+    "WeeklyUnitRollup",
     "User",
     "Violation",
     "Webhook",

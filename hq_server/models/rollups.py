@@ -55,3 +55,38 @@ class UnitRollup(db.Model):
 
 
 STRIPES = 16
+
+
+class WeeklyRollup(db.Model):
+    """The ``daily_rollups`` of one rep summed over a week (Monday to Sunday, local days).
+
+    Written with the daily rows in the same statements, so a report over a long period
+    reads one row per week for its whole weeks and daily rows only for the days at its
+    ends. The open-deal counters of ``CURRENT_DAY`` are not summed into a week.
+    """
+
+    __tablename__ = "weekly_rollups"
+    __table_args__ = (
+        PrimaryKeyConstraint("branch_id", "week", "rep_id", "metric", postgresql_include=["value"]),
+    )
+
+    branch_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"), primary_key=True)
+    week: Mapped[date] = mapped_column(Date, primary_key=True)
+    rep_id: Mapped[int] = mapped_column(ForeignKey("reps.id"), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(120), primary_key=True)
+    value: Mapped[Decimal] = mapped_column(Numeric(20, 2), default=0)
+
+
+class WeeklyUnitRollup(db.Model):
+    """The ``unit_rollups`` of one unit row summed over a week, stripe by stripe."""
+
+    __tablename__ = "weekly_unit_rollups"
+    __table_args__ = (
+        PrimaryKeyConstraint("unit_id", "week", "metric", "stripe", postgresql_include=["value"]),
+    )
+
+    unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"), primary_key=True)
+    week: Mapped[date] = mapped_column(Date, primary_key=True)
+    metric: Mapped[str] = mapped_column(String(120), primary_key=True)
+    stripe: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    value: Mapped[Decimal] = mapped_column(Numeric(20, 2), default=0)

@@ -1,4 +1,4 @@
-"""Fold the stripes of settled region and HQ rollup rows into one row per day and metric.
+"""Fold the stripes of settled region and HQ rollup rows into one row per day (or week).
 
 Ingest adds to a region's or HQ's ``unit_rollups`` row on the stripe of the pushing
 branch (``branch_id % STRIPES``), so concurrent pushes seldom wait on one row. Once a
@@ -20,19 +20,30 @@ from hq_server.extensions import db
 log = logging.getLogger(__name__)
 SETTLE_DAYS = 2
 
-_FOLD = text(
-    "WITH locked AS ("
-    "  SELECT unit_id, day, metric, stripe FROM unit_rollups"
-    "  WHERE unit_id = :u AND day < :cutoff ORDER BY day, metric, stripe FOR UPDATE"
-    "), moved AS ("
-    "  DELETE FROM unit_rollups x USING locked l WHERE x.stripe <> 0 AND l.stripe <> 0"
-    "  AND x.unit_id = l.unit_id AND x.day = l.day AND x.metric = l.metric"
-    "  AND x.stripe = l.stripe RETURNING x.day, x.metric, x.value"
-    ") "
-    "INSERT INTO unit_rollups (unit_id, day, metric, stripe, value) "
-    "SELECT :u, day, metric, 0, sum(value) FROM moved GROUP BY 1, 2, 3 ORDER BY 2, 3 "
-    "ON CONFLICT (unit_id, day, metric, stripe) "
-    "DO UPDATE SET value = unit_rollups.value + EXCLUDED.value"
+
+def _fold(table: str, period: str) -> str:
+    """Return the statement folding one unit's settled stripes of ``table`` into stripe 0."""
+    return (
+        "WITH locked AS ("
+        f"  SELECT unit_id, {period}, metric, stripe FROM {table}"
+        f"  WHERE unit_id = :u AND {period} < :cutoff ORDER BY {period}, metric, stripe"
+        "  FOR UPDATE"
+        "), moved AS ("
+        f"  DELETE FROM {table} x USING locked l WHERE x.stripe <> 0 AND l.stripe <> 0"
+        f"  AND x.unit_id = l.unit_id AND x.{period} = l.{period} AND x.metric = l.metric"
+        f"  AND x.stripe = l.stripe RETURNING x.{period}, x.metric, x.value"
+        ") "
+        f"INSERT INTO {table} (unit_id, {period}, metric, stripe, value) "
+        f"SELECT :u, {period}, metric, 0, sum(value) FROM moved GROUP BY 1, 2, 3 ORDER BY 2, 3 "
+        f"ON CONFLICT (unit_id, {period}, metric, stripe) "
+        f"DO UPDATE SET value = {table}.value + EXCLUDED.value"
+    )
+
+
+# Daily rows settle after SETTLE_DAYS; a week once its last day has.
+_FOLDS = (
+    (text(_fold("unit_rollups", "day")), 0),
+    (text(_fold("weekly_unit_rollups", "week")), 6),
 )
 
 
@@ -42,14 +53,18 @@ def compact_unit_rollups(today: date | None = None) -> dict:
     cutoff = today - timedelta(days=SETTLE_DAYS)
     units = db.session.scalars(
         text(
-            "SELECT DISTINCT unit_id FROM unit_rollups WHERE stripe <> 0 AND day < :cutoff "
-            "AND unit_id IN (SELECT id FROM org_units WHERE kind <> 'branch') ORDER BY 1"
+            "SELECT unit_id FROM (SELECT unit_id FROM unit_rollups WHERE stripe <> 0 "
+            "AND day < :cutoff UNION SELECT unit_id FROM weekly_unit_rollups "
+            "WHERE stripe <> 0 AND week < :week_cutoff) s "
+            "WHERE unit_id IN (SELECT id FROM org_units WHERE kind <> 'branch') ORDER BY 1"
         ),
-        {"cutoff": cutoff},
+        {"cutoff": cutoff, "week_cutoff": cutoff - timedelta(days=6)},
     ).all()
     written = 0
     for unit_id in units:
-        written += db.session.execute(_FOLD, {"u": unit_id, "cutoff": cutoff}).rowcount
+        for fold, week_days in _FOLDS:
+            params = {"u": unit_id, "cutoff": cutoff - timedelta(days=week_days)}
+            written += db.session.execute(fold, params).rowcount
         db.session.commit()
     log.info("compacted the rollups of %d units into %d rows", len(units), written)
     return {"units": len(units), "rows": written}

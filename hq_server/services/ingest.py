@@ -19,6 +19,8 @@ from sqlalchemy import text
 from hq_server.extensions import db
 from hq_server.jobs.outbox import add_job
 from hq_server.metrics import deal_rollups, projection, rollups, seqgaps
+from hq_server.metrics.deal_rollups import CURRENT_DAY
+from hq_server.metrics.weeks import WEEK_OF
 from hq_server.models import OrgUnit
 from hq_server.models.rollups import STRIPES
 from hq_server.services import rules
@@ -343,18 +345,23 @@ def add_rollups(
 
 
 def upsert_rollups(conn, branch_id: int, totals: dict[tuple, Decimal]) -> None:
-    """Add ``{(rep_id, day, metric): value}`` to a branch's daily rollups."""
+    """Add ``{(rep_id, day, metric): value}`` to a branch's daily and weekly rollups."""
     rows = [
         {"branch_id": branch_id, "rep_id": rep, "day": day, "metric": metric, "value": value}
         for (rep, day, metric), value in totals.items()
     ]
-    payload = {"rows": to_json(rows)}
+    payload = {"rows": to_json(rows), "now": CURRENT_DAY}
     conn.execute(
         text(
-            "INSERT INTO daily_rollups "
-            "SELECT * FROM json_populate_recordset(NULL::daily_rollups, :rows) "
+            "WITH r AS (SELECT * FROM json_populate_recordset(NULL::daily_rollups, :rows)), "
+            "d AS (INSERT INTO daily_rollups SELECT * FROM r "
             "ON CONFLICT (branch_id, day, rep_id, metric) "
-            "DO UPDATE SET value = daily_rollups.value + EXCLUDED.value"
+            "DO UPDATE SET value = daily_rollups.value + EXCLUDED.value) "
+            "INSERT INTO weekly_rollups (branch_id, week, rep_id, metric, value) "
+            f"SELECT branch_id, {WEEK_OF.format('day')}, rep_id, metric, sum(value) "
+            "FROM r WHERE day <> :now GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 "
+            "ON CONFLICT (branch_id, week, rep_id, metric) "
+            "DO UPDATE SET value = weekly_rollups.value + EXCLUDED.value"
         ),
         payload,
     )
@@ -364,10 +371,13 @@ def upsert_rollups(conn, branch_id: int, totals: dict[tuple, Decimal]) -> None:
         # rollups hold the same rows as a rebuild.
         conn.execute(
             text(
-                "DELETE FROM daily_rollups d USING json_populate_recordset("
-                "NULL::daily_rollups, :rows) r WHERE r.value < 0 AND d.branch_id = r.branch_id "
-                "AND d.day = r.day AND d.rep_id = r.rep_id AND d.metric = r.metric "
-                "AND d.value = 0"
+                "WITH r AS (SELECT * FROM json_populate_recordset(NULL::daily_rollups, :rows) "
+                "WHERE value < 0), d AS (DELETE FROM daily_rollups d USING r "
+                "WHERE d.branch_id = r.branch_id AND d.day = r.day AND d.rep_id = r.rep_id "
+                "AND d.metric = r.metric AND d.value = 0) "
+                "DELETE FROM weekly_rollups w USING r WHERE w.branch_id = r.branch_id "
+                f"AND w.week = {WEEK_OF.format('r.day')} AND w.rep_id = r.rep_id "
+                "AND w.metric = r.metric AND w.value = 0"
             ),
             payload,
         )
@@ -384,19 +394,26 @@ _UNIT_SOURCE = (
 
 
 def add_to_units(conn, source: str, params: dict) -> None:
-    """Add ``source``'s (unit_id, day, metric, stripe, value) rows to ``unit_rollups``.
+    """Add ``source``'s (unit_id, day, metric, stripe, value) rows to the unit rollups.
 
+    Both the daily rows (``unit_rollups``) and their weeks (``weekly_unit_rollups``).
     Rows go in key order, so two pushes adding to the same region or HQ rows lock them
     in the same order and never deadlock.
     """
     conn.execute(
         text(
+            f"WITH s (unit_id, day, metric, stripe, value) AS ({source}), d AS ("
             "INSERT INTO unit_rollups (unit_id, day, metric, stripe, value) "
-            f"SELECT * FROM ({source}) s ORDER BY 1, 2, 3, 4 "
+            "SELECT * FROM s ORDER BY 1, 2, 3, 4 "
             "ON CONFLICT (unit_id, day, metric, stripe) "
-            "DO UPDATE SET value = unit_rollups.value + EXCLUDED.value"
+            "DO UPDATE SET value = unit_rollups.value + EXCLUDED.value) "
+            "INSERT INTO weekly_unit_rollups (unit_id, week, metric, stripe, value) "
+            f"SELECT s.unit_id, {WEEK_OF.format('s.day')}, s.metric, s.stripe, sum(s.value) "
+            "FROM s WHERE s.day <> :now GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 "
+            "ON CONFLICT (unit_id, week, metric, stripe) "
+            "DO UPDATE SET value = weekly_unit_rollups.value + EXCLUDED.value"
         ),
-        {"stripes": STRIPES, **params},
+        {"stripes": STRIPES, "now": CURRENT_DAY, **params},
     )
 
 

@@ -34,10 +34,11 @@ def rebuild_branch(code: str) -> int:
         # Compliance counts (rule_*) come from the judgement at ingest, not from replay.
         # Take the branch's replayable totals out of its units, then out of its rows.
         add_to_units(conn, _UNIT_REMOVAL, {"b": branch.id})
-        conn.execute(
-            text("DELETE FROM daily_rollups WHERE branch_id = :b AND metric NOT LIKE 'rule\\_%'"),
-            {"b": branch.id},
-        )
+        for table in ("daily_rollups", "weekly_rollups"):
+            conn.execute(
+                text(f"DELETE FROM {table} WHERE branch_id = :b AND metric NOT LIKE 'rule\\_%'"),
+                {"b": branch.id},
+            )
         conn.execute(text("DELETE FROM deals WHERE branch_id = :b"), {"b": branch.id})
         last_id = None
         while True:

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from hq_server.extensions import db
 from hq_server.metrics import deal_rollups as dr
-from hq_server.metrics import kpis
+from hq_server.metrics import kpis, weeks
 from hq_server.metrics.funnel import funnel_steps, win_rate
 from hq_server.services.scope import Principal, branch_ids_under, resolve_unit, unit_row_ids
 from shared.stages import FUNNEL
@@ -34,18 +34,22 @@ def funnel(principal: Principal, unit_code: str, start: date, end: date) -> dict
     events' activity counts, both on the branches' local days.
     """
     unit = resolve_unit(principal, unit_code)
+    period = weeks.split(start, end)
     sums = {
         metric: float(value)
         for metric, value in db.session.execute(
             text(
-                "SELECT metric, sum(value) FROM unit_rollups WHERE unit_id = ANY(:u) "
-                "AND day BETWEEN :start AND :end "
-                "AND (metric LIKE 'deal\\_%' OR metric = ANY(:m)) GROUP BY metric"
+                "SELECT metric, sum(value) FROM ("
+                "SELECT metric, value FROM unit_rollups WHERE unit_id = ANY(:u) "
+                "AND day = ANY(:days) AND (metric LIKE 'deal\\_%' OR metric = ANY(:m)) "
+                "UNION ALL SELECT metric, value FROM weekly_unit_rollups WHERE unit_id = ANY(:u) "
+                "AND week = ANY(:weeks) AND (metric LIKE 'deal\\_%' OR metric = ANY(:m))"
+                ") s GROUP BY metric"
             ),
             {
                 "u": unit_row_ids(principal, unit_code),
-                "start": start,
-                "end": end,
+                "days": list(period.days),
+                "weeks": list(period.weeks),
                 "m": list(_ACTIVITY),
             },
         )
@@ -161,22 +165,28 @@ def _sums(by: str, nodes: list[tuple[str, list[int], bool]], branches, params) -
     row_to_node = {row_id: code for code, ids, _ in nodes for row_id in ids}
     if by == "rep":
         # Only the branch rows of the page's reps (every version of their branch).
-        source = (
-            "daily_rollups x WHERE x.branch_id = ANY(ARRAY(SELECT b.id FROM org_units b "
+        where = (
+            "x.branch_id = ANY(ARRAY(SELECT b.id FROM org_units b "
             "WHERE b.id = ANY(:b) AND b.code IN (SELECT o.code FROM reps p JOIN org_units o "
             "ON o.id = p.branch_id WHERE p.id = ANY(:ids)))) AND x.rep_id = ANY(:ids)"
         )
-        key = "x.rep_id"
+        key, daily, weekly = "x.rep_id", "daily_rollups", "weekly_rollups"
     else:
-        source = "unit_rollups x WHERE x.unit_id = ANY(:ids)"
-        key = "x.unit_id"
-    # Two ranges, so that each reads the (unit or branch, day) index by its own days.
+        where = "x.unit_id = ANY(:ids)"
+        key, daily, weekly = "x.unit_id", "unit_rollups", "weekly_unit_rollups"
+    # Whole weeks from the weekly rows (a week's Monday stands for its days: whole weeks
+    # lie inside one period), the days at the periods' ends from the daily rows.
     sql = (
-        f"SELECT {key}, x.metric, sum(x.value) FILTER (WHERE x.day >= :start), "
-        "sum(x.value) FILTER (WHERE x.day <= :p_end) "
-        f"FROM {source} AND x.day BETWEEN :p_start AND :end AND x.metric = ANY(:m) "
-        f"GROUP BY 1, 2 UNION ALL SELECT {key}, x.metric, sum(x.value), sum(x.value) "
-        f"FROM {source} AND x.day = :now AND x.metric = ANY(:c) GROUP BY 1, 2"
+        "SELECT k, metric, sum(v) FILTER (WHERE d >= :start), sum(v) FILTER (WHERE d <= :p_end) "
+        f"FROM (SELECT {key} AS k, x.metric, x.value AS v, x.day AS d FROM {daily} x "
+        f"WHERE {where} AND x.day = ANY(:days) AND x.metric = ANY(:m) "
+        f"UNION ALL SELECT {key}, x.metric, x.value, x.week FROM {weekly} x "
+        f"WHERE {where} AND x.week = ANY(:weeks) AND x.metric = ANY(:m)) s GROUP BY 1, 2 "
+        f"UNION ALL SELECT {key}, x.metric, sum(x.value), sum(x.value) FROM {daily} x "
+        f"WHERE {where} AND x.day = :now AND x.metric = ANY(:c) GROUP BY 1, 2"
+    )
+    period = weeks.split_all(
+        [(params["p_start"], params["p_end"]), (params["start"], params["end"])]
     )
     out: dict[str, dict] = {"": {}, "p_": {}}
     rows = db.session.execute(
@@ -184,6 +194,8 @@ def _sums(by: str, nodes: list[tuple[str, list[int], bool]], branches, params) -
         {
             **params,
             "b": branches,
+            "days": list(period.days),
+            "weeks": list(period.weeks),
             "ids": list(row_to_node),
             "now": dr.CURRENT_DAY,
             "m": [*ACTIVITY_METRICS, *_DEAL_METRICS],

@@ -152,20 +152,26 @@ def test_deal_figures_from_rollups_equal_the_deals(app, stream, seed, first, day
 
 
 def _unit_sums(app) -> list[tuple]:
+    """Return the non-zero sums per unit, day (or week) and metric, stripes added up."""
     with app.app_context():
         return db.session.execute(
             text(
-                "SELECT unit_id, day, metric, sum(value) FROM unit_rollups "
-                "GROUP BY 1, 2, 3 HAVING sum(value) <> 0 ORDER BY 1, 2, 3"
+                "SELECT 'day', unit_id, day, metric, sum(value) FROM unit_rollups "
+                "GROUP BY 2, 3, 4 HAVING sum(value) <> 0 UNION ALL "
+                "SELECT 'week', unit_id, week, metric, sum(value) FROM weekly_unit_rollups "
+                "GROUP BY 2, 3, 4 HAVING sum(value) <> 0 ORDER BY 1, 2, 3, 4"
             )
         ).all()
 
 
 def _stripes(app, before: date) -> int:
+    """Return the region and HQ rows of settled days and weeks still on a stripe."""
     with app.app_context():
         return db.session.execute(
             text(
-                "SELECT count(*) FROM unit_rollups x JOIN org_units u ON u.id = x.unit_id "
+                "SELECT count(*) FROM (SELECT unit_id, stripe, day FROM unit_rollups "
+                "UNION ALL SELECT unit_id, stripe, week + 6 FROM weekly_unit_rollups) x "
+                "JOIN org_units u ON u.id = x.unit_id "
                 "WHERE u.kind <> 'branch' AND x.stripe <> 0 AND x.day < :d"
             ),
             {"d": before},

@@ -101,7 +101,23 @@ def _state(conn) -> dict:
             key=str,
         ),
         "units": _units(conn, "unit_rollups"),
+        "weeks": _weeks(conn, "weekly_rollups"),
+        "unit_weeks": _weeks(conn, "weekly_unit_rollups"),
     }
+
+
+def _weeks(conn, source: str) -> list[tuple]:
+    """Return non-zero weekly totals, from a weekly table or summed from its daily one."""
+    key = "branch_id, rep_id" if source in ("weekly_rollups", "daily_rollups") else "unit_id"
+    if source.startswith("weekly"):
+        sql = f"SELECT {key}, week, metric, sum(value) FROM {source} GROUP BY {key}, week, metric"
+    else:
+        sql = (
+            f"SELECT {key}, date_trunc('week', day)::date, metric, sum(value) FROM {source} "
+            f"WHERE day <> '1970-01-01' GROUP BY {key}, date_trunc('week', day), metric"
+        )
+    rows = conn.execute(text(f"SELECT * FROM ({sql}) s WHERE s.sum <> 0")).all()
+    return sorted(map(tuple, rows), key=str)
 
 
 def _units(conn, source: str) -> list[tuple]:
@@ -151,3 +167,6 @@ def test_incremental_rollups_equal_a_rebuild(app, queue, stream, seed):
     # Every unit's rows are the sums of the rep rows under it, after ingest and after a rebuild.
     with app.app_context():
         assert rebuilt["units"] == _units(db.session.connection(), "daily_rollups")
+        # Every weekly row is the sum of its week's daily rows.
+        assert rebuilt["weeks"] == _weeks(db.session.connection(), "daily_rollups")
+        assert rebuilt["unit_weeks"] == _weeks(db.session.connection(), "unit_rollups")

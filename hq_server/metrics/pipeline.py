@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
 from shared.stages import FORECAST_CATEGORIES, Stage
 
@@ -128,7 +129,12 @@ def close_day(deal: dict) -> date | None:
 def month_of(deal: dict) -> str:
     """Return the ``YYYY-MM`` of the deal's expected close, or ``"none"``."""
     day = deal.get("expected_close")
-    return NO_MONTH if day is None else f"{day:%Y-%m}"
+    return NO_MONTH if day is None else _month(day)
+
+
+@lru_cache(maxsize=4096)
+def _month(day: date) -> str:
+    return f"{day:%Y-%m}"
 
 
 @dataclass(frozen=True)
@@ -245,8 +251,9 @@ def summarize(
     by_stage = {s.name: [0, ZERO, ZERO] for s in open_stages}
     by_category = {name: [0, ZERO, ZERO] for name in FORECAST_CATEGORIES}
     by_month: dict[str, list] = {}
+    windowed = close_from is not None or close_to is not None
     for deal in deals:
-        if not _in_window(deal, close_from, close_to):
+        if windowed and not _in_window(deal, close_from, close_to):
             continue
         amount, n = converted(deal, rate), deal.get("_count", 1)
         weight = deal["_weighted"] if "_weighted" in deal else weighted(deal, stages, rate)

@@ -29,7 +29,7 @@ _BRIDGE = text(
 WITH touched AS (
   -- A deal moves no term unless open in P at t0 or at t1: one of its rows is.
   SELECT DISTINCT deal_id FROM pipeline_changes
-  WHERE branch_id IN (SELECT unnest(CAST(:b AS integer[]))) AND at > :t0 AND at <= :t1
+  WHERE branch_id = ANY(CAST(:b AS integer[])) AND at > :t0 AND at <= :t1
     AND {_OPEN_IN_P.format(s="")}
 ), edge AS (
   SELECT deal_id, status, stage, expected_close, currency, amount,
@@ -40,7 +40,7 @@ WITH touched AS (
          lead(id) OVER w AS later
   FROM pipeline_changes
   WHERE deal_id IN (SELECT deal_id FROM touched)
-    AND branch_id IN (SELECT unnest(CAST(:b AS integer[]))) AND at > :t0 AND at <= :t1
+    AND branch_id = ANY(CAST(:b AS integer[])) AND at > :t0 AND at <= :t1
   WINDOW w AS (PARTITION BY deal_id ORDER BY at, id)
 ), deal AS (
   SELECT *, first_sign = -1 AS known,
@@ -164,7 +164,7 @@ _SLIPPED = text(
     """
 WITH changed AS (
   SELECT DISTINCT deal_id FROM pipeline_changes
-  WHERE branch_id IN (SELECT unnest(CAST(:b AS integer[]))) AND at > :t0 AND at <= :t1
+  WHERE branch_id = ANY(CAST(:b AS integer[])) AND at > :t0 AND at <= :t1
 ), closes AS (
   SELECT c.deal_id, c.expected_close,
          lag(c.expected_close) OVER (PARTITION BY c.deal_id ORDER BY c.at, c.id) AS earlier

@@ -61,6 +61,15 @@ def _deals_each(groups: list[list[int]], close_from, close_to) -> list[list[dict
     return out
 
 
+@dataclass(frozen=True)
+class Reach:
+    """A unit (its latest row), its rows in the caller's scope and the branch rows under it."""
+
+    unit: OrgUnit
+    rows: list[int]
+    branches: list[int]
+
+
 def pipeline(
     principal: Principal,
     unit: str,
@@ -109,15 +118,6 @@ def pipeline_by_unit(
     return dict(zip(units, reports, strict=True))
 
 
-@dataclass(frozen=True)
-class Reach:
-    """A unit (its latest row), its rows in the caller's scope and the branch rows under it."""
-
-    unit: OrgUnit
-    rows: list[int]
-    branches: list[int]
-
-
 def _pipelines(
     reach: list[Reach],
     *,
@@ -158,28 +158,30 @@ def _pipelines(
     rate, table = fx.converter(as_of)
     currency = fx.reporting_currency()
     window = {"currency": currency, "close_from": close_from, "close_to": close_to}
-    reports = []
-    for r, rows, more in zip(reach, deals, extra, strict=True):
-        summary = summarize(rows, stages, rate, **window)
-        used = sorted({d["currency"] for d in rows if d["currency"]})
-        reports.append(
-            {
-                "unit": {"code": r.unit.code, "name": r.unit.name, "kind": r.unit.kind},
-                "currency": currency,
-                "rates": {
-                    c: {
-                        "rate": str(table[c]["rate"]),
-                        "day": table[c]["day"].isoformat() if table[c]["day"] else None,
-                    }
-                    for c in used
-                    if c in table
-                },
-                "rates_as_of": as_of.isoformat(),
-                **more,
-                **summary.as_dict(),
-            }
-        )
-    return reports
+    return [
+        {
+            "unit": {"code": r.unit.code, "name": r.unit.name, "kind": r.unit.kind},
+            "currency": currency,
+            "rates": _rates_used(rows, table),
+            "rates_as_of": as_of.isoformat(),
+            **more,
+            **summarize(rows, stages, rate, **window).as_dict(),
+        }
+        for r, rows, more in zip(reach, deals, extra, strict=True)
+    ]
+
+
+def _rates_used(deals: list[dict], table: dict) -> dict:
+    """Return the rates of the currencies the deals are in, with the day of each."""
+    used = sorted({d["currency"] for d in deals if d["currency"]})
+    return {
+        c: {
+            "rate": str(table[c]["rate"]),
+            "day": table[c]["day"].isoformat() if table[c]["day"] else None,
+        }
+        for c in used
+        if c in table
+    }
 
 
 def _history_rows(reach: list[Reach], rules) -> tuple[list, list]:

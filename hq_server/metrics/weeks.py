@@ -37,31 +37,48 @@ def week_of(day: date) -> date:
 
 @dataclass(frozen=True)
 class Split:
-    """A period as whole weeks (their Mondays) plus the days outside them."""
+    """A period as ranges of whole weeks (their Mondays) plus ranges of the days outside.
 
-    weeks: tuple[date, ...]
-    days: tuple[date, ...]
+    Ranges are inclusive ``(first, last)`` pairs, in order, adjacent ones merged: a read
+    is one index range per pair.
+    """
+
+    weeks: tuple[tuple[date, date], ...]
+    days: tuple[tuple[date, date], ...]
+
+
+def _merged(ranges: list[tuple[date, date]], step: timedelta) -> tuple[tuple[date, date], ...]:
+    out: list[tuple[date, date]] = []
+    for first, last in sorted(ranges):
+        if out and out[-1][1] + step >= first:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return tuple(out)
+
+
+def _parts(start: date, end: date) -> tuple[list, list]:
+    first = start + timedelta(days=-start.weekday() % 7)  # first Monday on or after start
+    last = end - timedelta(days=(end.weekday() + 1) % 7)  # last Sunday on or before end
+    if last < first:  # no whole week inside
+        return [], [(start, end)] if start <= end else []
+    weeks = [(first, last - timedelta(days=6))]
+    days = [
+        (a, b) for a, b in ((start, first - timedelta(days=1)), (last + timedelta(days=1), end))
+    ]
+    return weeks, [(a, b) for a, b in days if a <= b]
 
 
 def split(start: date, end: date) -> Split:
     """Return the whole weeks inside ``[start, end]`` and the days left at its ends."""
-    first = start + timedelta(days=-start.weekday() % 7)  # first Monday on or after start
-    weeks = []
-    monday = first
-    while monday + timedelta(days=6) <= end:
-        weeks.append(monday)
-        monday += timedelta(days=7)
-    covered_to = weeks[-1] + timedelta(days=6) if weeks else None
-    days = []
-    day = start
-    while day <= end:
-        if not weeks or day < first or day > covered_to:
-            days.append(day)
-        day += timedelta(days=1)
-    return Split(tuple(weeks), tuple(days))
+    return split_all([(start, end)])
 
 
 def split_all(periods: list[tuple[date, date]]) -> Split:
     """Split several disjoint periods; a week never straddles two of them."""
-    parts = [split(start, end) for start, end in periods]
-    return Split(tuple(w for p in parts for w in p.weeks), tuple(d for p in parts for d in p.days))
+    weeks, days = [], []
+    for start, end in periods:
+        w, d = _parts(start, end)
+        weeks += w
+        days += d
+    return Split(_merged(weeks, timedelta(days=7)), _merged(days, timedelta(days=1)))

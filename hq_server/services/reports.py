@@ -34,24 +34,17 @@ def funnel(principal: Principal, unit_code: str, start: date, end: date) -> dict
     events' activity counts, both on the branches' local days.
     """
     unit = resolve_unit(principal, unit_code)
-    period = weeks.split(start, end)
+    source, bounds = _rows_of(
+        weeks.split(start, end),
+        ("unit_rollups", "weekly_unit_rollups"),
+        "x.unit_id = ANY(:u) AND (x.metric LIKE 'deal\\_%' OR x.metric = ANY(:m))",
+        "x.unit_id",
+    )
     sums = {
         metric: float(value)
         for metric, value in db.session.execute(
-            text(
-                "SELECT metric, sum(value) FROM ("
-                "SELECT metric, value FROM unit_rollups WHERE unit_id = ANY(:u) "
-                "AND day = ANY(:days) AND (metric LIKE 'deal\\_%' OR metric = ANY(:m)) "
-                "UNION ALL SELECT metric, value FROM weekly_unit_rollups WHERE unit_id = ANY(:u) "
-                "AND week = ANY(:weeks) AND (metric LIKE 'deal\\_%' OR metric = ANY(:m))"
-                ") s GROUP BY metric"
-            ),
-            {
-                "u": unit_row_ids(principal, unit_code),
-                "days": list(period.days),
-                "weeks": list(period.weeks),
-                "m": list(_ACTIVITY),
-            },
+            text(f"SELECT metric, sum(v) FROM ({source}) s GROUP BY metric"),
+            {"u": unit_row_ids(principal, unit_code), "m": list(_ACTIVITY), **bounds},
         )
     }
     count = lambda metric: int(sums.get(metric, 0))  # noqa: E731
@@ -113,6 +106,9 @@ _DEAL_METRICS = [
     *(dr.cycle_bucket(b) for b in range(len(dr.EDGES))),
 ]
 _CURRENT_METRICS = [dr.OPEN_QUALIFIED, *(dr.open_at(s) for s in _OPEN_STAGES)]
+# What the previous period's figures are read for: the changes of metrics_by (CHANGES).
+_CHANGE_METRICS = [dr.COHORT, dr.WON, dr.LOST, dr.WON_AMOUNT]
+CHANGES = ("won", "won_amount", "win_rate", "deals_opened")
 
 
 def _nodes(
@@ -157,10 +153,31 @@ def _nodes(
     return [(code, list(ids), bool(active)) for code, ids, active, _ in rows], total
 
 
+def _rows_of(period: weeks.Split, tables: tuple[str, str], where: str, key: str, tag: str = "r"):
+    """Return SQL for the rows ``(k, metric, v, d)`` of a split period, and its parameters.
+
+    Whole weeks come from the weekly table (``d`` is the week's Monday: a whole week lies
+    inside one period), the days at the ends from the daily one; each range is its own
+    branch of a UNION ALL, so that each is one range of the (unit, day) index.
+    """
+    daily, weekly = tables
+    parts, params = [], {}
+    for column, table, ranges in (("day", daily, period.days), ("week", weekly, period.weeks)):
+        for a, b in ranges:
+            n = f"{tag}{len(params) // 2}"
+            parts.append(
+                f"SELECT {key} AS k, x.metric, x.value AS v, x.{column} AS d FROM {table} x "
+                f"WHERE {where} AND x.{column} BETWEEN :{n}a AND :{n}b"
+            )
+            params |= {f"{n}a": a, f"{n}b": b}
+    return " UNION ALL ".join(parts), params
+
+
 def _sums(by: str, nodes: list[tuple[str, list[int], bool]], branches, params) -> dict:
     """Return ``{period tag: {node: {metric: value}}}`` for the period and the one before.
 
-    Open-deal counters (``CURRENT_DAY``) go with both periods: they describe now.
+    The period before holds only ``_CHANGE_METRICS``. Open-deal counters (``CURRENT_DAY``)
+    go with both periods: they describe now.
     """
     row_to_node = {row_id: code for code, ids, _ in nodes for row_id in ids}
     if by == "rep":
@@ -174,31 +191,38 @@ def _sums(by: str, nodes: list[tuple[str, list[int], bool]], branches, params) -
     else:
         where = "x.unit_id = ANY(:ids)"
         key, daily, weekly = "x.unit_id", "unit_rollups", "weekly_unit_rollups"
-    # Whole weeks from the weekly rows (a week's Monday stands for its days: whole weeks
-    # lie inside one period), the days at the periods' ends from the daily rows.
+    # The period before is read only for the figures its changes are computed from.
+    source, bounds = _rows_of(
+        weeks.split(params["start"], params["end"]),
+        (daily, weekly),
+        f"{where} AND x.metric = ANY(:m)",
+        key,
+    )
+    before, before_bounds = _rows_of(
+        weeks.split(params["p_start"], params["p_end"]),
+        (daily, weekly),
+        f"{where} AND x.metric = ANY(:pm)",
+        key,
+        "p",
+    )
+    source, bounds = f"{source} UNION ALL {before}", {**bounds, **before_bounds}
     sql = (
         "SELECT k, metric, sum(v) FILTER (WHERE d >= :start), sum(v) FILTER (WHERE d <= :p_end) "
-        f"FROM (SELECT {key} AS k, x.metric, x.value AS v, x.day AS d FROM {daily} x "
-        f"WHERE {where} AND x.day = ANY(:days) AND x.metric = ANY(:m) "
-        f"UNION ALL SELECT {key}, x.metric, x.value, x.week FROM {weekly} x "
-        f"WHERE {where} AND x.week = ANY(:weeks) AND x.metric = ANY(:m)) s GROUP BY 1, 2 "
+        f"FROM ({source}) s GROUP BY 1, 2 "
         f"UNION ALL SELECT {key}, x.metric, sum(x.value), sum(x.value) FROM {daily} x "
         f"WHERE {where} AND x.day = :now AND x.metric = ANY(:c) GROUP BY 1, 2"
-    )
-    period = weeks.split_all(
-        [(params["p_start"], params["p_end"]), (params["start"], params["end"])]
     )
     out: dict[str, dict] = {"": {}, "p_": {}}
     rows = db.session.execute(
         text(sql),
         {
             **params,
+            **bounds,
             "b": branches,
-            "days": list(period.days),
-            "weeks": list(period.weeks),
             "ids": list(row_to_node),
             "now": dr.CURRENT_DAY,
             "m": [*ACTIVITY_METRICS, *_DEAL_METRICS],
+            "pm": _CHANGE_METRICS,
             "c": _CURRENT_METRICS,
         },
     )
@@ -305,10 +329,7 @@ def metrics_by(
     days = (end - start).days + 1
     for node, row in current.items():
         prev = before.get(node, {})
-        row["change"] = {
-            k: kpis.delta(row[k], prev.get(k))
-            for k in ("won", "won_amount", "win_rate", "deals_opened")
-        }
+        row["change"] = {k: kpis.delta(row[k], prev.get(k)) for k in CHANGES}
     return {
         "unit": {"code": unit.code, "name": unit.name, "kind": unit.kind},
         "period": {"from": start.isoformat(), "to": end.isoformat()},

@@ -217,7 +217,7 @@ def _charts(live, regions, changes, currency) -> dict:
             ],
         ),
         "month": charts.bars(
-            list(live["by_month"]),
+            [gettext("No close date") if m == "none" else m for m in live["by_month"]],
             [
                 (gettext("Amount"), [float(v["amount"]) for v in live["by_month"].values()], fmt),
                 (

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import io
+import json
 import re
 import time
 
@@ -453,3 +455,12 @@ def test_the_weekly_trend_sums_the_same_visits_at_every_level(app, activity):
     # The two visits SH01-001 logged, seen from HQ (per region), EAST (per branch), SH01 (per rep).
     assert sum(by_region["EAST"]) == sum(by_branch["SH01"]) == sum(by_rep["SH01-001"]) == 2
     assert sum(by_region.get("WEST", [0])) == 0
+
+
+def test_the_close_month_chart_names_deals_without_a_close_date(signed_in, activity):
+    page = text(signed_in("finance").get("/console/finance?unit=HQ"))
+    option = re.search(r'id="chart-month"[^>]*data-option=\'([^\']*)\'', page).group(1)
+    months = json.loads(html.unescape(option))["xAxis"]["data"]
+    table = page[page.index('<table id="by-month">') :]
+    assert "none" not in months
+    assert ("No close date" in months) == ("No close date" in table[: table.index("</table>")])

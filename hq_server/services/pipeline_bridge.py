@@ -26,11 +26,14 @@ _STATE = ("status", "stage", "expected_close", "currency", "amount")
 _OPEN_IN_P = "{s}status = 'open' AND coalesce({s}expected_close BETWEEN :p_from AND :p_to, false)"
 _BRIDGE = text(
     f"""
-WITH touched AS (
-  -- A deal moves no term unless open in P at t0 or at t1: one of its rows is.
-  SELECT DISTINCT deal_id FROM pipeline_changes
+WITH changed AS MATERIALIZED (
+  -- The range's rows, read once.
+  SELECT id, deal_id, at, sign, status, stage, expected_close, currency, amount
+  FROM pipeline_changes
   WHERE branch_id = ANY(CAST(:b AS integer[])) AND at > :t0 AND at <= :t1
-    AND {_OPEN_IN_P.format(s="")}
+), touched AS (
+  -- A deal moves no term unless open in P at t0 or at t1: one of its rows is.
+  SELECT DISTINCT deal_id FROM changed WHERE {_OPEN_IN_P.format(s="")}
 ), edge AS (
   SELECT deal_id, status, stage, expected_close, currency, amount,
          first_value(sign) OVER w AS first_sign, first_value(status) OVER w AS was_status,
@@ -38,9 +41,7 @@ WITH touched AS (
          first_value(expected_close) OVER w AS was_expected_close,
          first_value(currency) OVER w AS was_currency, first_value(amount) OVER w AS was_amount,
          lead(id) OVER w AS later
-  FROM pipeline_changes
-  WHERE deal_id IN (SELECT deal_id FROM touched)
-    AND branch_id = ANY(CAST(:b AS integer[])) AND at > :t0 AND at <= :t1
+  FROM changed WHERE deal_id IN (SELECT deal_id FROM touched)
   WINDOW w AS (PARTITION BY deal_id ORDER BY at, id)
 ), deal AS (
   SELECT *, first_sign = -1 AS known,

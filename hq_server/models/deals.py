@@ -47,4 +47,6 @@ class Deal(db.Model):
     __table_args__ = (
         Index("ix_deals_branch_opened", "branch_id", "opened_day"),
         Index("ix_deals_branch_closed", "branch_id", "closed_day"),
+        # A rep's deals (the rep page); not on last_activity_at, which every event moves.
+        Index("ix_deals_rep", "rep_id"),
     )

@@ -15,7 +15,11 @@ _GRID = {"left": 64, "right": 24, "top": 40, "bottom": 48, "containLabel": True}
 
 
 def _axis_value(fmt: str) -> dict:
-    return {"type": "value", "_fmt": fmt}
+    axis = {"type": "value", "_fmt": fmt}
+    if fmt.startswith("money:"):
+        # Money labels show whole units: ticks at 0.2, 0.4, … would read ¥0, ¥0, ¥1, ¥1.
+        axis["minInterval"] = 1
+    return axis
 
 
 def bars(categories: list[str], series: list[tuple[str, list, str]]) -> dict:

@@ -30,55 +30,23 @@ FILL_WEEKLY_UNITS = (
 )
 
 
-def week_of(day: date) -> date:
-    """Return the Monday of ``day``'s week."""
-    return day - timedelta(days=day.weekday())
-
-
 @dataclass(frozen=True)
 class Split:
     """A period as ranges of whole weeks (their Mondays) plus ranges of the days outside.
 
-    Ranges are inclusive ``(first, last)`` pairs, in order, adjacent ones merged: a read
-    is one index range per pair.
+    Ranges are inclusive ``(first, last)`` pairs, in order: a read is one index range per
+    pair. There is at most one range of weeks and one range of days at each end.
     """
 
     weeks: tuple[tuple[date, date], ...]
     days: tuple[tuple[date, date], ...]
 
 
-def _merged(ranges: list[tuple[date, date]], step: timedelta) -> tuple[tuple[date, date], ...]:
-    out: list[tuple[date, date]] = []
-    for first, last in sorted(ranges):
-        if out and out[-1][1] + step >= first:
-            out[-1] = (out[-1][0], max(out[-1][1], last))
-        else:
-            out.append((first, last))
-    return tuple(out)
-
-
-def _parts(start: date, end: date) -> tuple[list, list]:
+def split(start: date, end: date) -> Split:
+    """Return the whole weeks inside ``[start, end]`` and the days left at its ends."""
     first = start + timedelta(days=-start.weekday() % 7)  # first Monday on or after start
     last = end - timedelta(days=(end.weekday() + 1) % 7)  # last Sunday on or before end
     if last < first:  # no whole week inside
-        return [], [(start, end)] if start <= end else []
-    weeks = [(first, last - timedelta(days=6))]
-    days = [
-        (a, b) for a, b in ((start, first - timedelta(days=1)), (last + timedelta(days=1), end))
-    ]
-    return weeks, [(a, b) for a, b in days if a <= b]
-
-
-def split(start: date, end: date) -> Split:
-    """Return the whole weeks inside ``[start, end]`` and the days left at its ends."""
-    return split_all([(start, end)])
-
-
-def split_all(periods: list[tuple[date, date]]) -> Split:
-    """Split several disjoint periods; a week never straddles two of them."""
-    weeks, days = [], []
-    for start, end in periods:
-        w, d = _parts(start, end)
-        weeks += w
-        days += d
-    return Split(_merged(weeks, timedelta(days=7)), _merged(days, timedelta(days=1)))
+        return Split((), ((start, end),) if start <= end else ())
+    ends = ((start, first - timedelta(days=1)), (last + timedelta(days=1), end))
+    return Split(((first, last - timedelta(days=6)),), tuple((a, b) for a, b in ends if a <= b))

@@ -106,7 +106,7 @@ _DEAL_METRICS = [
     *(dr.cycle_bucket(b) for b in range(len(dr.EDGES))),
 ]
 _CURRENT_METRICS = [dr.OPEN_QUALIFIED, *(dr.open_at(s) for s in _OPEN_STAGES)]
-# What the previous period's figures are read for: the changes of metrics_by (CHANGES).
+# What the previous period is read for: the changes of metrics_by (``_changed``).
 _CHANGE_METRICS = [dr.COHORT, dr.WON, dr.LOST, dr.WON_AMOUNT]
 CHANGES = ("won", "won_amount", "win_rate", "deals_opened")
 
@@ -246,24 +246,33 @@ def _reps(by: str, branches: list[int], codes: list[str]) -> dict[str, int]:
     return dict(db.session.execute(text(sql), {"b": branches, "codes": codes}).all())
 
 
+def _before(start: date, end: date) -> tuple[date, date]:
+    """Return the period of as many days just before ``[start, end]``."""
+    days = (end - start).days + 1
+    return start - timedelta(days=days), start - timedelta(days=1)
+
+
 def _node_figures(
     by: str, nodes: list, branches: list[int], start: date, end: date
 ) -> tuple[dict[str, dict], dict[str, dict]]:
-    """Return the figures per node for [start, end] and for the same days just before."""
-    days = (end - start).days + 1
-    params = {
-        "start": start,
-        "end": end,
-        "p_start": start - timedelta(days=days),
-        "p_end": start - timedelta(days=1),
-    }
+    """Return the figures per node for [start, end], and its sums for the days just before."""
+    p_start, p_end = _before(start, end)
+    params = {"start": start, "end": end, "p_start": p_start, "p_end": p_end}
     sums = _sums(by, nodes, branches, params) if nodes else {"": {}, "p_": {}}
     reps = _reps(by, branches, [code for code, _, _ in nodes]) if by != "rep" else {}
     shown = [code for code, _, active in nodes if active or code in sums[""]]
-    return (
-        _figures(by, shown, sums[""], reps),
-        _figures(by, shown, sums["p_"], reps),
-    )
+    return _figures(by, shown, sums[""], reps), sums["p_"]
+
+
+def _changed(f: dict) -> dict:
+    """Return the figures ``CHANGES`` compares, from a node's sums of ``_CHANGE_METRICS``."""
+    won, lost = int(f.get(dr.WON, 0)), int(f.get(dr.LOST, 0))
+    return {
+        "won": won,
+        "won_amount": f.get(dr.WON_AMOUNT, 0.0),
+        "win_rate": win_rate(won, lost),
+        "deals_opened": int(f.get(dr.COHORT, 0)),
+    }
 
 
 def _figures(by: str, nodes: list[str], sums: dict, reps: dict) -> dict[str, dict]:
@@ -326,17 +335,14 @@ def metrics_by(
     branches = branch_ids_under(principal, unit_code)
     nodes, total = _nodes(by, unit, branches, offset, limit)
     current, before = _node_figures(by, nodes, branches, start, end)
-    days = (end - start).days + 1
     for node, row in current.items():
-        prev = before.get(node, {})
-        row["change"] = {k: kpis.delta(row[k], prev.get(k)) for k in CHANGES}
+        prev = _changed(before.get(node, {}))
+        row["change"] = {k: kpis.delta(row[k], prev[k]) for k in CHANGES}
+    p_start, p_end = _before(start, end)
     return {
         "unit": {"code": unit.code, "name": unit.name, "kind": unit.kind},
         "period": {"from": start.isoformat(), "to": end.isoformat()},
-        "previous_period": {
-            "from": (start - timedelta(days=days)).isoformat(),
-            "to": (start - timedelta(days=1)).isoformat(),
-        },
+        "previous_period": {"from": p_start.isoformat(), "to": p_end.isoformat()},
         "by": by,
         "paging": {"offset": offset, "limit": limit, "total": total},
         "rows": list(current.values()),

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hq_server.metrics.weeks import split, split_all, week_of
+from hq_server.metrics.weeks import split
 
 
 def _days(first: date, last: date, step: int = 1) -> list[date]:
@@ -37,19 +37,6 @@ def test_weeks_and_end_days_cover_the_period_once(start, length):
     assert sum((last - first).days + 1 for first, last in parts.days) <= 12
 
 
-@given(start=starts, length=st.integers(0, 120))
-def test_two_adjacent_periods_never_share_a_week(start, length):
-    end = start + timedelta(days=length)
-    before = (start - timedelta(days=length + 1), start - timedelta(days=1))
-    parts = split_all([before, (start, end)])
-    assert _covered(parts) == _days(before[0], end)
-    for first, last in parts.weeks:
-        for monday in _days(first, last, 7):
-            sunday = monday + timedelta(days=6)
-            assert sunday < start or monday >= start
-
-
-def test_a_week_starts_on_monday():
-    assert week_of(date(2026, 12, 6)) == date(2026, 11, 30)  # a Sunday
-    assert week_of(date(2026, 11, 30)) == date(2026, 11, 30)
-    assert split(date(2026, 11, 5), date(2026, 11, 8)).weeks == ()
+def test_a_period_shorter_than_its_first_whole_week_is_read_by_day():
+    assert split(date(2026, 11, 5), date(2026, 11, 8)).weeks == ()  # Thursday to Sunday
+    assert split(date(2026, 11, 2), date(2026, 11, 8)).days == ()  # Monday to Sunday

@@ -23,11 +23,10 @@ same rate twice for a constant-currency bridge.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import date
 from decimal import Decimal
-from itertools import pairwise
 from typing import Any
 
 from hq_server.metrics.pipeline import ZERO, Rate, converted, within
@@ -150,9 +149,3 @@ def _term(name: str, found: list[tuple[Any, Decimal]]) -> Term:
         amount=sum((amount for _, amount in found), ZERO),
         ids=tuple(sorted((deal_id for deal_id, _ in found), key=str)),
     )
-
-
-def slipped(close_date_history: Iterable[date | None]) -> int:
-    """Count the times an expected close moved later, skipping spells with none set."""
-    known = [day for day in close_date_history if day is not None]
-    return sum(1 for old, new in pairwise(known) if new > old)

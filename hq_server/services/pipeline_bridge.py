@@ -183,7 +183,7 @@ def slipped_between(branches: list[int], t0: datetime, t1: datetime, limit: int 
     """Return the deals changed in (t0, t1] whose expected close moved later, most often first.
 
     Each deal's successive expected closes as HQ saw them up to t1, skipping spells with
-    none set (``metrics.bridge.slipped``).
+    none set; a move counts when the new close is later than the one before.
     """
     params = {"b": branches, "t0": t0, "t1": t1, "limit": limit}
     return [

@@ -498,18 +498,14 @@ _OCCURRED = text(
 )
 
 
-def deals_occurred(branches: list[int], at: datetime) -> list[dict]:
-    """Return every deal as the events that had *happened* by ``at`` make it.
+def deals_occurred_each(groups: list[list[int]], at: datetime) -> list[list[dict]]:
+    """Return every deal of each set of branches as the events that had *happened* by ``at``.
 
     The other basis: the pipeline as it really was at ``at`` by what is known now (late
     events included). It is replayed from the events on each request (each field the last
     writer by occurred time, as the projection does): exact, and slower than the history.
+    One read for every set; one list each, in their order.
     """
-    return deals_occurred_each([branches], at)[0]
-
-
-def deals_occurred_each(groups: list[list[int]], at: datetime) -> list[list[dict]]:
-    """Return ``deals_occurred`` of several sets of branches in one read, one list each."""
     branches, branch_group = pairs(groups)
     out: list[list[dict]] = [[] for _ in groups]
     params = {"b": branches, "bg": branch_group, "at": at}

@@ -10,7 +10,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hq_server.metrics.bridge import INFLOWS, MOVES, OUTFLOWS, Term, bridge, slipped
+from hq_server.metrics.bridge import INFLOWS, MOVES, OUTFLOWS, Term, bridge
 from hq_server.metrics.pipeline import cents
 
 P_FROM, P_TO = date(2026, 3, 1), date(2026, 3, 31)
@@ -106,13 +106,6 @@ def test_as_dict_is_json_and_says_whether_it_balances():
     assert data["terms"]["lost"] == {"count": 2, "amount": "450.00", "ids": ["gone", "lost"]}
     assert list(data["terms"])[0] == "start" and list(data["terms"])[-1] == "end"
     assert data["balanced"] is True
-
-
-def test_slipped_counts_only_pushes_later():
-    history = [mar(1), mar(15), mar(10), None, date(2026, 4, 1), date(2026, 4, 1)]
-    # 1 → 15 March pushes; 15 → 10 pulls in; 10 March → (unset) → 1 April pushes; same day no.
-    assert slipped(history) == 2
-    assert slipped([]) == 0 and slipped([None, mar(3)]) == 0
 
 
 RATES = {"CNY": Decimal("1"), "USD": Decimal("7.1")}

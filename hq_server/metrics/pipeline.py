@@ -145,10 +145,6 @@ class Line:
     amount: Decimal = ZERO
     weighted: Decimal = ZERO
 
-    def plus(self, amount: Decimal, weighted: Decimal, count: int = 1) -> Line:
-        """Return this line with one more deal (or ``count`` deals summed up already)."""
-        return Line(self.count + count, self.amount + amount, self.weighted + weighted)
-
     def as_dict(self) -> dict:
         """Return the line with money as strings."""
         return {"count": self.count, "amount": str(self.amount), "weighted": str(self.weighted)}

@@ -106,7 +106,9 @@ def push():
     if not dry_run and rejected and rejected == len(outcome.results):
         codes = Counter(r["code"] for r in outcome.results)
         _record_failure(seen, 200, codes.most_common(1)[0][0])
-    return outcome.as_dict()
+    # Already plain JSON values: encoded as is, not dumped again through the schema (which
+    # documents the answer) at a result per event.
+    return current_app.json.response(outcome.as_dict())
 
 
 def _push(seen: _Seen, dry_run: bool) -> PushOutcome:

@@ -241,12 +241,12 @@ _INSERT_EVENTS = """
 INSERT INTO events (id, branch_id, rep_id, agent_id, seq, type, occurred_at, local_day,
                     received_at, deal_id, customer, playbook_version, content_hash, payload,
                     status)
-SELECT id, %(branch)s, rep_id, %(agent)s, seq, type, occurred_at, local_day, %(now)s, deal_id,
+SELECT id, %(branch)b, rep_id, %(agent)b, seq, type, occurred_at, local_day, %(now)b, deal_id,
        customer, playbook_version, content_hash, payload::jsonb, status
-FROM unnest(%(ids)s::uuid[], %(reps)s::int[], %(seqs)s::bigint[], %(types)s::text[],
-            %(occurred)s::timestamptz[], %(days)s::date[], %(deals)s::uuid[],
-            %(customers)s::text[], %(versions)s::int[], %(hashes)s::bytea[],
-            %(payloads)s::text[], %(statuses)s::text[])
+FROM unnest(%(ids)b::uuid[], %(reps)b::int[], %(seqs)b::bigint[], %(types)b::text[],
+            %(occurred)b::timestamptz[], %(days)b::date[], %(deals)b::uuid[],
+            %(customers)b::text[], %(versions)b::int[], %(hashes)b::bytea[],
+            %(payloads)b::text[], %(statuses)b::text[])
      AS t(id, rep_id, seq, type, occurred_at, local_day, deal_id, customer, playbook_version,
           content_hash, payload, status)
 ON CONFLICT (id) DO NOTHING RETURNING id
@@ -282,7 +282,8 @@ def _store(
             "pending" if judgement and e["id"] in judgement.blocked else "counted" for e in events
         ],
     }
-    # Typed arrays in binary: the events table is the hottest write of a push.
+    # Typed arrays in binary (%b): psycopg's text arrays quote every element, a
+    # regular-expression pass per string; the events table is the hottest write of a push.
     with conn.connection.driver_connection.cursor(binary=True) as cur:
         cur.execute(_INSERT_EVENTS, params)
         inserted = cur.rowcount

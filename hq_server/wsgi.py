@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+
 from gunicorn.app.base import BaseApplication
+
+# A push of 500 events allocates a few hundred thousand short-lived objects: at
+# Python's default (a young collection every 700 allocations, a full one every
+# 100 young ones, each walking every live object) that was about a tenth of a push.
+GC_THRESHOLDS = (50_000, 20, 20)
 
 
 class _Gunicorn(BaseApplication):
@@ -18,8 +25,19 @@ class _Gunicorn(BaseApplication):
         return self.application
 
 
+def settle_gc() -> None:
+    """Keep what the built app holds out of the collector's walks; collect less often.
+
+    The app's objects (modules, schemas, the engine) live as long as the process.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run_gunicorn(app, bind: str, workers: int) -> None:
-    """Serve ``app`` with gunicorn's sync workers, forked from this process."""
+    """Serve ``app`` with gunicorn's threaded workers, forked from this process."""
+    settle_gc()  # before the workers fork from this process
     _Gunicorn(
         app,
         {
@@ -41,5 +59,7 @@ def __getattr__(name: str):
     if name == "app":
         from hq_server import create_app
 
-        return create_app()
+        app = create_app()
+        settle_gc()
+        return app
     raise AttributeError(name)

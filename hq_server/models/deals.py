@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Date, DateTime, ForeignKey, Index, Integer, Numeric, String, Uuid
+from sqlalchemy import Date, DateTime, Index, Integer, Numeric, String, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -24,8 +24,9 @@ class Deal(db.Model):
     __tablename__ = "deals"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    branch_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"))
-    rep_id: Mapped[int | None] = mapped_column(ForeignKey("reps.id"))
+    # No foreign keys (migration 0016): a projection written with ids ingest has just read.
+    branch_id: Mapped[int] = mapped_column(Integer)
+    rep_id: Mapped[int | None] = mapped_column(Integer)
     customer: Mapped[str | None] = mapped_column(String(100))
     name: Mapped[str | None] = mapped_column(String(200))
     stage: Mapped[str | None] = mapped_column(String(64))

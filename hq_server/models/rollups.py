@@ -1,11 +1,15 @@
-"""Daily rollups: additive counts per (branch, rep, local day, metric)."""
+"""Daily rollups: additive counts per (branch, rep, local day, metric).
+
+Rollups are derived from the event log and carry no foreign keys (migration 0016): ingest
+writes them with ids it has just read, and org units and reps are never deleted.
+"""
 
 from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import Date, ForeignKey, Numeric, PrimaryKeyConstraint, SmallInteger, String
+from sqlalchemy import Date, Integer, Numeric, PrimaryKeyConstraint, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hq_server.extensions import db
@@ -25,9 +29,9 @@ class DailyRollup(db.Model):
         PrimaryKeyConstraint("branch_id", "day", "rep_id", "metric", postgresql_include=["value"]),
     )
 
-    branch_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"), primary_key=True)
+    branch_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    rep_id: Mapped[int] = mapped_column(ForeignKey("reps.id"), primary_key=True)
+    rep_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     metric: Mapped[str] = mapped_column(String(120), primary_key=True)
     value: Mapped[Decimal] = mapped_column(Numeric(20, 2), default=0)
 
@@ -47,7 +51,7 @@ class UnitRollup(db.Model):
         PrimaryKeyConstraint("unit_id", "day", "metric", "stripe", postgresql_include=["value"]),
     )
 
-    unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     metric: Mapped[str] = mapped_column(String(120), primary_key=True)
     stripe: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
@@ -70,9 +74,9 @@ class WeeklyRollup(db.Model):
         PrimaryKeyConstraint("branch_id", "week", "rep_id", "metric", postgresql_include=["value"]),
     )
 
-    branch_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"), primary_key=True)
+    branch_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     week: Mapped[date] = mapped_column(Date, primary_key=True)
-    rep_id: Mapped[int] = mapped_column(ForeignKey("reps.id"), primary_key=True)
+    rep_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     metric: Mapped[str] = mapped_column(String(120), primary_key=True)
     value: Mapped[Decimal] = mapped_column(Numeric(20, 2), default=0)
 
@@ -85,7 +89,7 @@ class WeeklyUnitRollup(db.Model):
         PrimaryKeyConstraint("unit_id", "week", "metric", "stripe", postgresql_include=["value"]),
     )
 
-    unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     week: Mapped[date] = mapped_column(Date, primary_key=True)
     metric: Mapped[str] = mapped_column(String(120), primary_key=True)
     stripe: Mapped[int] = mapped_column(SmallInteger, primary_key=True)

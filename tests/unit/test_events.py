@@ -81,6 +81,14 @@ def test_bad_envelopes_name_the_field(changes, field):
     assert field in errors
 
 
+@pytest.mark.parametrize("type_", [[], {}, ["call.logged"]])
+def test_a_type_that_is_not_a_string_is_refused_not_raised(type_):
+    # A list or object as the type used to raise while looking up its data schema.
+    event, errors = load_event(_event("call.logged", type=type_))
+    assert event is None
+    assert "type" in errors
+
+
 def test_deal_events_need_a_deal():
     raw = _event("deal.won")
     del raw["deal"]

@@ -7,7 +7,7 @@ from decimal import Decimal
 from sqlalchemy import text
 
 from hq_server.metrics.projection import local_day
-from hq_server.services.rows import to_json
+from hq_server.services.rows import execute_binary, to_json
 
 _COLUMNS = (
     "id",
@@ -33,11 +33,11 @@ _COLUMNS = (
 
 def load_deals(conn, deal_ids: list, *, lock: bool = True) -> dict:
     """Return projected state dicts of the given deals, locked for update."""
-    sql = f"SELECT {', '.join(_COLUMNS)} FROM deals WHERE id = ANY(:ids)"
-    rows = conn.execute(text(sql + (" FOR UPDATE" if lock else "")), {"ids": deal_ids})
+    sql = f"SELECT {', '.join(_COLUMNS)} FROM deals WHERE id = ANY(%(ids)b)"
+    rows = execute_binary(conn, sql + (" FOR UPDATE" if lock else ""), {"ids": deal_ids})
     states = {}
-    for row in rows.mappings():
-        state = dict(row)
+    for row in rows:
+        state = dict(zip(_COLUMNS, row, strict=True))
         if state["amount"] is not None:
             state["amount"] = Decimal(state["amount"])
         states[state["id"]] = state

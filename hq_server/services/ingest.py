@@ -26,7 +26,7 @@ from hq_server.models.rollups import STRIPES
 from hq_server.services import rules
 from hq_server.services.deals import load_deals, write_deals
 from hq_server.services.pipeline_history import pipeline_state, record_changes
-from hq_server.services.rows import to_json
+from hq_server.services.rows import execute_binary, to_json
 from hq_server.services.scope import units_on_path
 from shared import protocol
 from shared.events import content_hash, load_event
@@ -176,9 +176,9 @@ def _check_against_store(
         return []
     ids = [c.event["id"] for c in candidates]
     stored = dict(
-        conn.execute(
-            text("SELECT id, content_hash FROM events WHERE id = ANY(:ids)"), {"ids": ids}
-        ).all()
+        execute_binary(
+            conn, "SELECT id, content_hash FROM events WHERE id = ANY(%(ids)b)", {"ids": ids}
+        )
     )
     rep_codes = {c.event["rep"] for c in candidates}
     rep_codes |= {
@@ -196,9 +196,9 @@ def _check_against_store(
     )
     deal_ids = list({c.event["deal"] for c in candidates if "deal" in c.event})
     deal_branches = dict(
-        conn.execute(
-            text("SELECT id, branch_id FROM deals WHERE id = ANY(:ids)"), {"ids": deal_ids}
-        ).all()
+        execute_binary(
+            conn, "SELECT id, branch_id FROM deals WHERE id = ANY(%(ids)b)", {"ids": deal_ids}
+        )
     )
     accepted = []
     for c in candidates:

@@ -37,6 +37,7 @@ from sqlalchemy import text
 from hq_server.extensions import db
 from hq_server.metrics.projection import apply_event, local_day, new_deal
 from hq_server.services import fx, playbooks
+from hq_server.services.rows import execute_binary
 from hq_server.services.scope import units_on_path
 from shared.stages import DEFAULT_STAGES, Stage
 
@@ -86,14 +87,12 @@ def record_changes(conn, before: dict, after: dict, at: datetime, tz) -> int:
     return len(rows)
 
 
-_INSERT = text(
+_INSERT = (
     "INSERT INTO pipeline_changes (at, deal_id, sign, branch_id, status, stage, "
     "forecast_category, expected_close, closed_day, currency, amount) "
-    "SELECT * FROM unnest(CAST(:ats AS timestamptz[]), CAST(:ids AS uuid[]), "
-    "CAST(:signs AS smallint[]), "
-    "CAST(:branches AS int[]), CAST(:statuses AS text[]), CAST(:stages AS text[]), "
-    "CAST(:cats AS text[]), CAST(:closes AS date[]), CAST(:closed AS date[]), "
-    "CAST(:currencies AS text[]), CAST(:amounts AS numeric[]))"
+    "SELECT * FROM unnest(%(ats)b::timestamptz[], %(ids)b::uuid[], %(signs)b::smallint[], "
+    "%(branches)b::int[], %(statuses)b::text[], %(stages)b::text[], %(cats)b::text[], "
+    "%(closes)b::date[], %(closed)b::date[], %(currencies)b::text[], %(amounts)b::numeric[])"
 )
 
 
@@ -114,7 +113,7 @@ def insert_changes(conn, rows: list[tuple]) -> None:
     columns = zip(*(state for *_, state in rows), strict=True)
     params = dict(zip(_STATE_PARAMS, map(list, columns), strict=True))
     params.update(ats=[r[0] for r in rows], ids=[r[1] for r in rows], signs=[r[2] for r in rows])
-    conn.execute(_INSERT, params)
+    execute_binary(conn, _INSERT, params)
 
 
 # --------------------------------------------------------------------------- reading

@@ -1,4 +1,4 @@
-"""Serialise rows to JSON for ``json_populate_recordset``: one round trip per table."""
+"""Bulk statements: rows as JSON for ``json_populate_recordset``, arrays sent in binary."""
 
 from __future__ import annotations
 
@@ -18,3 +18,15 @@ def _default(value):
 def to_json(rows: list[dict]) -> str:
     """Return rows as a compact JSON array (UUIDs, decimals, times as text)."""
     return orjson.dumps(rows, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def execute_binary(conn, sql: str, params: dict) -> list[tuple]:
+    """Run ``sql`` (psycopg placeholders, ``%(name)b`` for binary) on a SQLAlchemy connection.
+
+    Return its rows (none for a statement without results). Arrays of ids go in binary:
+    psycopg's text arrays quote every element with a regular expression, a measurable part
+    of a 500-event push.
+    """
+    with conn.connection.driver_connection.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall() if cur.description else []

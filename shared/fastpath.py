@@ -110,7 +110,7 @@ class FastSchema:
         if kind is fields.Dict and field.key_field is None and field.value_field is None:
             return dict, None
         if kind is fields.Raw:
-            return Any, None
+            return Any, None if field.allow_none else _not_null
         if kind is fields.List:
             inner, finish = self._type_of(field.inner)
             if finish is None:
@@ -133,6 +133,12 @@ class FastSchema:
             method = getattr(schema, attr_name)
             checks.append(lambda data, method=method: method(data, partial=None, many=False))
         return checks
+
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValidationError("Field may not be null.")
+    return value
 
 
 def _constrained(base: type, field: fields.Field) -> Any:

@@ -21,11 +21,13 @@ from hq_server.services.ingest import PushConflict, PushOutcome, push_batch, rec
 from hq_server.services.org import active_unit
 from hq_server.services.pull import pull_state
 from shared import protocol
+from shared.fastpath import compile_schema
 from shared.protocol import PushRequestSchema, PushResponseSchema
 
 log = logging.getLogger(__name__)
 blp = Blueprint("sync", __name__, url_prefix="/api/v1/sync", description="Branch agent sync")
 PUSH_REQUEST = PushRequestSchema()
+FAST_PUSH_REQUEST = compile_schema(PUSH_REQUEST)  # the envelope of 500 events, checked in C
 
 
 @dataclass
@@ -115,8 +117,9 @@ def _push(seen: _Seen, dry_run: bool) -> PushOutcome:
     settings = current_app.config["SETTINGS"]
     payload = _read_json()
     seen.note(payload)
+    body = FAST_PUSH_REQUEST.load(payload) if FAST_PUSH_REQUEST else None
     try:
-        body = PUSH_REQUEST.load(payload if isinstance(payload, dict) else {"_": payload})
+        body = body or PUSH_REQUEST.load(payload if isinstance(payload, dict) else {"_": payload})
     except ValidationError as exc:
         raise ApiError(
             422, "invalid", "the push body is not valid", exc.normalized_messages()

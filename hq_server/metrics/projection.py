@@ -21,7 +21,10 @@ _STAGE_SETTERS = {"deal.opened", "lead.created", "deal.stage_changed", "deal.won
 def version_key(occurred_at: datetime, event_id: Any) -> str:
     """Return the total-order key of an event: UTC time, then id."""
     utc = occurred_at.astimezone(UTC)
-    return f"{utc:%Y-%m-%dT%H:%M:%S.%f}Z|{event_id}"
+    if utc.year < 1000:  # strftime's %Y does not pad these; stored keys were made with it
+        return f"{utc:%Y-%m-%dT%H:%M:%S.%f}Z|{event_id}"
+    # The same text as the strftime form, at half its cost (one call per ingested event).
+    return f"{utc.isoformat(timespec='microseconds')[:-6]}Z|{event_id}"
 
 
 def new_deal(deal_id: Any, branch_id: int) -> dict:

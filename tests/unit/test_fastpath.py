@@ -10,11 +10,12 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from marshmallow import Schema, fields, pre_load, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from shared import events
 from shared.events import DATA_SCHEMAS, ENVELOPE, load_event, load_with_marshmallow
 from shared.fastpath import compile_schema
+from shared.protocol import PushRequestSchema
 from tests.unit.test_events import VALID_DATA
 
 UUID = "6f1c2a54-8a1e-4d3b-9a55-0d3c2f6e9b11"
@@ -218,6 +219,42 @@ def test_well_formed_events_are_not_left_to_marshmallow():
     # The fast path must carry the common case, not only agree with marshmallow.
     loaded = [events._fast_load(_valid(t)) for t in sorted(DATA_SCHEMAS) for _ in range(5)]
     assert all(e is not None for e in loaded)
+
+
+PUSH_BODIES = [
+    {"agent": {"id": "a1", "version": "1.2"}, "events": [{"id": "x"}, 1, "e"]},
+    {"agent": {"id": "a1"}, "events": []},
+    {"agent": {"id": "a1", "version": None}, "events": []},
+    {"agent": {"id": ""}, "events": []},
+    {"agent": {"id": "x" * 101}, "events": []},
+    {"agent": {"id": "a1", "extra": 1}, "events": []},
+    {"agent": {"id": "a1"}, "events": [None]},
+    {"agent": {"id": "a1"}, "events": {"0": {}}},
+    {"agent": {"id": "a1"}, "events": None},
+    {"agent": {"id": "a1"}},
+    {"agent": "a1", "events": []},
+    {"agent": {"id": "a1"}, "events": [], "more": True},
+    {"events": []},
+]
+
+
+@pytest.mark.parametrize("body", PUSH_BODIES)
+def test_push_bodies_load_as_marshmallow_loads_them(body):
+    schema = PushRequestSchema()
+    fast = compile_schema(schema)
+    assert fast is not None
+    loaded = fast.load(copy.deepcopy(body))
+    try:
+        reference = schema.load(copy.deepcopy(body))
+    except ValidationError:
+        assert loaded is None
+    else:
+        if loaded is not None:
+            assert _shape(loaded) == _shape(reference)
+
+
+def test_well_formed_push_bodies_take_the_fast_path():
+    assert compile_schema(PushRequestSchema()).load(PUSH_BODIES[0]) is not None
 
 
 class _WithEmail(Schema):

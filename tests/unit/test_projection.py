@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hq_server.metrics.projection import apply_event, new_deal
+from hq_server.metrics.projection import apply_event, new_deal, version_key
 from shared.events import load_event
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
@@ -92,3 +92,16 @@ def test_a_later_stage_change_wins_and_reaching_a_stage_implies_earlier_ones():
     assert state["closed_at"] == START + timedelta(days=2)
     assert set(state["reached_at"]) == {"lead", "visit", "quote"}
     assert state["reached_at"]["visit"] == (START + timedelta(days=1)).isoformat()
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.timezones()
+    ),
+    st.uuids(),
+)
+def test_version_keys_keep_the_form_already_stored(moment, event_id):
+    # Deals store these keys and compare new ones against them as text: the faster
+    # formatting must give exactly what strftime gave, for every year.
+    utc = moment.astimezone(UTC)
+    assert version_key(moment, event_id) == f"{utc:%Y-%m-%dT%H:%M:%S.%f}Z|{event_id}"

@@ -435,52 +435,38 @@ def _arrived_seqs(raw_events: list) -> list[int]:
 
 def _track_stream(conn, branch, agent_id, agent_version, seqs, accepted, now) -> None:
     """Record the push, on its stream and in the branch's hourly count, and any seq gaps."""
-    row = conn.execute(
-        text(
-            "INSERT INTO agent_streams AS s (branch_id, agent_id, agent_version, max_seq, "
-            "events_accepted, pushes, last_push_at) VALUES (:b, :a, :v, 0, 0, 0, :now) "
-            "ON CONFLICT (branch_id, agent_id) "
-            "DO UPDATE SET agent_version = EXCLUDED.agent_version "
-            "RETURNING max_seq"
-        ),
-        {"b": branch.id, "a": agent_id, "v": agent_version, "now": now},
-    ).one()
-    gaps = [
-        tuple(r)
-        for r in conn.execute(
-            text("SELECT first_seq, last_seq FROM seq_gaps WHERE branch_id = :b AND agent_id = :a"),
-            {"b": branch.id, "a": agent_id},
-        )
-    ]
+    keys = {"b": branch.id, "a": agent_id}
+    row = conn.execute(_OPEN_STREAM, {**keys, "v": agent_version, "now": now}).one()
+    gaps = [tuple(g) for g in row.gaps or ()]
     new_max, new_gaps = seqgaps.update_gaps(row.max_seq, gaps, seqs)
     if new_gaps != sorted(gaps):
-        conn.execute(
-            text("DELETE FROM seq_gaps WHERE branch_id = :b AND agent_id = :a"),
-            {"b": branch.id, "a": agent_id},
-        )
+        conn.execute(_FORGET_GAPS, keys)
         for first, last in new_gaps:
-            conn.execute(
-                text(
-                    "INSERT INTO seq_gaps (branch_id, agent_id, first_seq, last_seq, detected_at) "
-                    "VALUES (:b, :a, :f, :l, :now)"
-                ),
-                {"b": branch.id, "a": agent_id, "f": first, "l": last, "now": now},
-            )
-    conn.execute(
-        text(
-            "UPDATE agent_streams SET max_seq = :m, events_accepted = events_accepted + :n, "
-            "pushes = pushes + 1, last_push_at = :now WHERE branch_id = :b AND agent_id = :a"
-        ),
-        {"m": new_max, "n": accepted, "now": now, "b": branch.id, "a": agent_id},
-    )
+            conn.execute(_ADD_GAP, {**keys, "f": first, "l": last, "now": now})
     # In the push's transaction: a push rolled back is not counted (its failure is, apart).
-    conn.execute(
-        text(
-            "INSERT INTO push_counts (branch_id, hour, pushes) VALUES (:b, :h, 1) "
-            "ON CONFLICT (branch_id, hour) DO UPDATE SET pushes = push_counts.pushes + 1"
-        ),
-        {"b": branch.id, "h": now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)},
-    )
+    hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    conn.execute(_COUNT_PUSH, {**keys, "m": new_max, "n": accepted, "now": now, "h": hour})
+
+
+# The stream's row (made on its first push) with its known gaps, in one round trip.
+_OPEN_STREAM = text(
+    "INSERT INTO agent_streams AS s (branch_id, agent_id, agent_version, max_seq, "
+    "events_accepted, pushes, last_push_at) VALUES (:b, :a, :v, 0, 0, 0, :now) "
+    "ON CONFLICT (branch_id, agent_id) DO UPDATE SET agent_version = EXCLUDED.agent_version "
+    "RETURNING max_seq, (SELECT array_agg(ARRAY[g.first_seq, g.last_seq]) FROM seq_gaps g "
+    "WHERE g.branch_id = :b AND g.agent_id = :a) AS gaps"
+)
+_FORGET_GAPS = text("DELETE FROM seq_gaps WHERE branch_id = :b AND agent_id = :a")
+_ADD_GAP = text(
+    "INSERT INTO seq_gaps (branch_id, agent_id, first_seq, last_seq, detected_at) "
+    "VALUES (:b, :a, :f, :l, :now)"
+)
+_COUNT_PUSH = text(
+    "WITH s AS (UPDATE agent_streams SET max_seq = :m, events_accepted = events_accepted + :n, "
+    "pushes = pushes + 1, last_push_at = :now WHERE branch_id = :b AND agent_id = :a) "
+    "INSERT INTO push_counts (branch_id, hour, pushes) VALUES (:b, :h, 1) "
+    "ON CONFLICT (branch_id, hour) DO UPDATE SET pushes = push_counts.pushes + 1"
+)
 
 
 def record_push_failure(

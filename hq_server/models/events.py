@@ -30,8 +30,10 @@ class Event(db.Model):
     __tablename__ = "events"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    branch_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"))
-    rep_id: Mapped[int] = mapped_column(ForeignKey("reps.id"))
+    # Checked per statement, not per row (migration 0017): every branch and rep an insert
+    # or update names must exist, and an org unit or rep that events name cannot be deleted.
+    branch_id: Mapped[int] = mapped_column(Integer)
+    rep_id: Mapped[int] = mapped_column(Integer)
     agent_id: Mapped[str] = mapped_column(String(100))
     seq: Mapped[int] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(40))

@@ -38,17 +38,29 @@ _AMOUNTS = {
 METRICS = tuple(sorted({"events", *_COUNTED.values(), *_FLAGGED.values(), *_AMOUNTS.values()}))
 
 
+_ONE = Decimal(1)
+# Per event type, what ``increments`` adds: counted metrics, (flag, metric) pairs, amount metric.
+_PLAN = {
+    kind: (
+        ("events", _COUNTED[kind]) if kind in _COUNTED else ("events",),
+        tuple((flag, metric) for (k, flag), metric in _FLAGGED.items() if k == kind),
+        _AMOUNTS.get(kind),
+    )
+    for kind in {*_COUNTED, *(k for k, _ in _FLAGGED), *_AMOUNTS}
+}
+_EVENTS_ONLY = (("events",), (), None)
+
+
 def increments(event: dict) -> dict[str, Decimal]:
     """Return the metric increments one loaded event contributes."""
-    kind, data = event["type"], event["data"]
-    out: dict[str, Decimal] = {"events": Decimal(1)}
-    if kind in _COUNTED:
-        out[_COUNTED[kind]] = Decimal(1)
-    for (flag_kind, flag), metric in _FLAGGED.items():
-        if kind == flag_kind and data.get(flag):
-            out[metric] = Decimal(1)
-    if kind in _AMOUNTS and data.get("amount") is not None:
-        out[_AMOUNTS[kind]] = Decimal(data["amount"])
+    counted, flagged, amount = _PLAN.get(event["type"], _EVENTS_ONLY)
+    data = event["data"]
+    out = dict.fromkeys(counted, _ONE)
+    for flag, metric in flagged:
+        if data.get(flag):
+            out[metric] = _ONE
+    if amount is not None and data.get("amount") is not None:
+        out[amount] = Decimal(data["amount"])
     return out
 
 
@@ -56,4 +68,4 @@ def add_into(totals: dict, key: tuple, event: dict) -> None:
     """Accumulate ``event``'s increments into ``totals[(*key, metric)]``."""
     for metric, value in increments(event).items():
         full = (*key, metric)
-        totals[full] = totals.get(full, Decimal(0)) + value
+        totals[full] = totals[full] + value if full in totals else value

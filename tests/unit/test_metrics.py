@@ -37,3 +37,48 @@ def test_rollup_increments_count_flags_and_amounts():
     won = {"type": "deal.won", "data": {"amount": Decimal("12.50")}}
     assert increments(call) == {"events": 1, "calls": 1, "calls_connected": 1}
     assert increments(won) == {"events": 1, "deals_won": 1, "won_amount": Decimal("12.50")}
+
+
+# What each event type counts, written out here apart from the module's own tables.
+EXPECTED_COUNTS = {
+    "lead.created": {"leads_created"},
+    "lead.assigned": {"leads_assigned"},
+    "lead.recycled": {"leads_recycled"},
+    "call.logged": {"calls"},
+    "visit.logged": {"visits"},
+    "quote.issued": {"quotes"},
+    "deal.opened": {"deals_opened"},
+    "deal.stage_changed": {"stage_changes"},
+    "deal.updated": set(),
+    "deal.won": {"deals_won"},
+    "deal.lost": {"deals_lost"},
+    "payment.failed": {"payments_failed"},
+}
+FLAGS = {
+    "connected": ("call.logged", "calls_connected"),
+    "reached_decision_maker": ("call.logged", "calls_decision_maker"),
+    "presented": ("call.logged", "calls_presented"),
+    "decision_maker_met": ("visit.logged", "visits_decision_maker"),
+}
+AMOUNTS = {
+    "quote.issued": "quote_amount",
+    "deal.opened": "opened_amount",
+    "deal.won": "won_amount",
+    "payment.failed": "failed_payment_amount",
+}
+
+
+@given(
+    st.sampled_from(sorted(EXPECTED_COUNTS)),
+    st.fixed_dictionaries({}, optional={f: st.booleans() for f in FLAGS}),
+    st.none() | st.decimals(min_value=0, max_value=10**6, places=2),
+)
+def test_every_type_counts_its_metrics_flags_and_amount(kind, flags, amount):
+    data = dict(flags)
+    if amount is not None:
+        data["amount"] = amount
+    expected = dict.fromkeys({"events", *EXPECTED_COUNTS[kind]}, Decimal(1))
+    expected |= {m: Decimal(1) for f, (k, m) in FLAGS.items() if k == kind and data.get(f)}
+    if kind in AMOUNTS and amount is not None:
+        expected[AMOUNTS[kind]] = amount
+    assert increments({"type": kind, "data": data}) == expected

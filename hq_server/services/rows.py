@@ -25,8 +25,10 @@ def execute_binary(conn, sql: str, params: dict) -> list[tuple]:
 
     Return its rows (none for a statement without results). Arrays of ids go in binary:
     psycopg's text arrays quote every element with a regular expression, a measurable part
-    of a 500-event push.
+    of a 500-event push. The statement is planned for the ids at hand each time, never
+    prepared: a generic plan for ``id = ANY($1)`` fixed while a table was nearly empty (a
+    new deployment, an emptied table) kept scanning the whole table as it grew.
     """
     with conn.connection.driver_connection.cursor() as cur:
-        cur.execute(sql, params)
+        cur.execute(sql, params, prepare=False)
         return cur.fetchall() if cur.description else []

@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from hq_server.models import OrgUnit
 from hq_server.services import playbooks
-from hq_server.services.rows import to_json
+from hq_server.services.rows import execute_binary, to_json
 
 
 @dataclass
@@ -79,8 +79,9 @@ def _deal_history(conn, events: list[dict]) -> dict[str, list[dict]]:
     deals = list({e["deal"] for e in events if e.get("deal")})
     history: dict[str, list[dict]] = defaultdict(list)
     if deals:
-        rows = conn.execute(
-            text("SELECT payload FROM events WHERE deal_id = ANY(:d) AND status <> 'refused'"),
+        rows = execute_binary(
+            conn,
+            "SELECT payload FROM events WHERE deal_id = ANY(%(d)b) AND status <> 'refused'",
             {"d": deals},
         )
         for (payload,) in rows:

@@ -91,6 +91,9 @@ def start_redis(data_dir: Path) -> str:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # Out of the terminal's process group (as pg_ctl puts PostgreSQL): Ctrl-C reaches the
+        # app's processes, which still need Redis while they stop; the starter stops it last.
+        start_new_session=True,
     )
     _redis_processes[data_dir] = (proc, os.getpid())
     atexit.register(_stop_redis, data_dir)

@@ -282,12 +282,8 @@ def _store(
             "pending" if judgement and e["id"] in judgement.blocked else "counted" for e in events
         ],
     }
-    # Typed arrays in binary (%b): psycopg's text arrays quote every element, a
-    # regular-expression pass per string; the events table is the hottest write of a push.
-    with conn.connection.driver_connection.cursor(binary=True) as cur:
-        cur.execute(_INSERT_EVENTS, params)
-        inserted = cur.rowcount
-    if inserted != len(events):
+    # Typed arrays in binary: the events table is the hottest write of a push.
+    if len(execute_binary(conn, _INSERT_EVENTS, params)) != len(events):
         raise PushConflict("event ids were stored by a concurrent push")
     if judgement:
         rules.record_judgement(conn, branch, events, judgement, now)

@@ -65,7 +65,8 @@ def test_an_update_cannot_point_an_event_at_a_missing_rep(company, ctx):
 @pytest.mark.parametrize("table", ["reps", "org_units"])
 def test_units_that_events_name_cannot_be_deleted(company, client, ctx, table):
     events = EventMaker(rep="SH01-001")
-    assert push(client, company.agent("SH01"), [events.make("call.logged", {"connected": True})])
+    resp = push(client, company.agent("SH01"), [events.make("call.logged", {"connected": True})])
+    assert resp.status_code == 200
     assert db.session.scalar(text("SELECT count(*) FROM events")) == 1
     named = {"reps": "SELECT rep_id FROM events", "org_units": "SELECT branch_id FROM events"}
     row = db.session.scalar(text(named[table]))

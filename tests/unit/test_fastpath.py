@@ -129,7 +129,7 @@ def mutated_events(draw) -> dict:
         if draw(st.booleans()) and key in target:
             del target[key]
         else:
-            target[key] = draw(values)
+            target[key] = copy.deepcopy(draw(values))  # TRICKY's lists and dicts are shared
     return raw
 
 

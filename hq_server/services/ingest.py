@@ -27,7 +27,6 @@ from hq_server.services import rules
 from hq_server.services.deals import load_deals, write_deals
 from hq_server.services.pipeline_history import pipeline_state, record_changes
 from hq_server.services.rows import execute_binary, to_json
-from hq_server.services.scope import units_on_path
 from shared import protocol
 from shared.events import content_hash, load_event
 from shared.stages import STAGES_BY_NAME
@@ -338,31 +337,60 @@ def add_rollups(
     totals: dict[tuple, Decimal] = dict(deal_totals or {})
     for ev in events:
         rollups.add_into(totals, (ev["rep_id"], ev["occurred_at"].astimezone(tz).date()), ev)
-    upsert_rollups(conn, branch.id, totals)
+    upsert_rollups(conn, branch, totals)
 
 
-def upsert_rollups(conn, branch_id: int, totals: dict[tuple, Decimal]) -> None:
-    """Add ``{(rep_id, day, metric): value}`` to a branch's daily and weekly rollups."""
-    rows = [
-        {"branch_id": branch_id, "rep_id": rep, "day": day, "metric": metric, "value": value}
-        for (rep, day, metric), value in totals.items()
-    ]
-    payload = {"rows": to_json(rows), "now": CURRENT_DAY}
-    conn.execute(
-        text(
-            "WITH r AS (SELECT * FROM json_populate_recordset(NULL::daily_rollups, :rows)), "
-            "d AS (INSERT INTO daily_rollups SELECT * FROM r "
-            "ON CONFLICT (branch_id, day, rep_id, metric) "
-            "DO UPDATE SET value = daily_rollups.value + EXCLUDED.value) "
-            "INSERT INTO weekly_rollups (branch_id, week, rep_id, metric, value) "
-            f"SELECT branch_id, {WEEK_OF.format('day')}, rep_id, metric, sum(value) "
-            "FROM r WHERE day <> :now GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 "
-            "ON CONFLICT (branch_id, week, rep_id, metric) "
-            "DO UPDATE SET value = weekly_rollups.value + EXCLUDED.value"
+def upsert_rollups(conn, branch: OrgUnit, totals: dict[tuple, Decimal]) -> None:
+    """Add ``{(rep_id, day, metric): value}`` to a branch's rollups, at every level.
+
+    The daily and weekly rows of the branch's reps, and of each unit on the branch row's
+    path (itself, its region, HQ), are summed here and written by one statement. Unit
+    rows go in key order, so two pushes adding to the same region or HQ rows lock them
+    in the same order and never deadlock.
+    """
+    if not totals:
+        return
+    b = branch.id
+    weekly: dict[tuple, Decimal] = {}
+    by_day: dict[tuple, Decimal] = {}
+    daily = []
+    for (rep, day, metric), value in totals.items():
+        daily.append({"branch_id": b, "day": day, "rep_id": rep, "metric": metric, "value": value})
+        key = (day, metric)
+        by_day[key] = by_day[key] + value if key in by_day else value
+        if day != CURRENT_DAY:
+            key = (_monday(day), rep, metric)
+            weekly[key] = weekly[key] + value if key in weekly else value
+    by_week: dict[tuple, Decimal] = {}
+    for (day, metric), value in by_day.items():
+        if day != CURRENT_DAY:
+            key = (_monday(day), metric)
+            by_week[key] = by_week[key] + value if key in by_week else value
+    params = {
+        "daily": to_json(daily),
+        "weekly": to_json(
+            [
+                {"branch_id": b, "week": week, "rep_id": rep, "metric": metric, "value": value}
+                for (week, rep, metric), value in weekly.items()
+            ]
         ),
-        payload,
-    )
-    add_to_units(conn, _UNIT_SOURCE, payload)
+        # Each unit on the path adds the same sums.
+        "units": to_json(
+            [
+                {"day": day, "metric": metric, "value": value}
+                for (day, metric), value in by_day.items()
+            ]
+        ),
+        "unit_weeks": to_json(
+            [
+                {"week": week, "metric": metric, "value": value}
+                for (week, metric), value in by_week.items()
+            ]
+        ),
+        "unit_ids": [int(u) for u in branch.path.strip("/").split("/")],
+        "stripe": b % STRIPES,
+    }
+    conn.execute(_UPSERT_ROLLUPS, params)
     if any(value < 0 for value in totals.values()):
         # A deal that left a stage or a day: drop its rows that are now zero, so the
         # rollups hold the same rows as a rebuild.
@@ -376,17 +404,35 @@ def upsert_rollups(conn, branch_id: int, totals: dict[tuple, Decimal]) -> None:
                 f"AND w.week = {WEEK_OF.format('r.day')} AND w.rep_id = r.rep_id "
                 "AND w.metric = r.metric AND w.value = 0"
             ),
-            payload,
+            {"rows": params["daily"]},
         )
 
 
-# The pushed rows summed per unit on the branch row's path (itself, its region, HQ).
-_UNIT_SOURCE = (
-    "SELECT CAST(a AS integer) AS unit_id, r.day, r.metric, r.branch_id % :stripes AS stripe, "
-    "sum(r.value) AS value FROM json_populate_recordset(NULL::daily_rollups, :rows) r "
-    "JOIN org_units b ON b.id = r.branch_id "
-    f"{units_on_path('b')} "
-    "GROUP BY 1, 2, 3, 4"
+def _monday(day):
+    """The week of ``day`` as ``WEEK_OF`` gives it: its Monday."""
+    return day - timedelta(days=day.weekday())
+
+
+_UPSERT_ROLLUPS = text(
+    "WITH d AS (INSERT INTO daily_rollups "
+    "SELECT * FROM json_populate_recordset(NULL::daily_rollups, :daily) "
+    "ON CONFLICT (branch_id, day, rep_id, metric) "
+    "DO UPDATE SET value = daily_rollups.value + EXCLUDED.value), "
+    "w AS (INSERT INTO weekly_rollups "
+    "SELECT * FROM json_populate_recordset(NULL::weekly_rollups, :weekly) "
+    "ON CONFLICT (branch_id, week, rep_id, metric) "
+    "DO UPDATE SET value = weekly_rollups.value + EXCLUDED.value), "
+    "u AS (INSERT INTO unit_rollups (unit_id, day, metric, stripe, value) "
+    "SELECT u, r.day, r.metric, :stripe, r.value FROM unnest(CAST(:unit_ids AS integer[])) u "
+    "CROSS JOIN json_populate_recordset(NULL::unit_rollups, :units) r ORDER BY 1, 2, 3 "
+    "ON CONFLICT (unit_id, day, metric, stripe) "
+    "DO UPDATE SET value = unit_rollups.value + EXCLUDED.value) "
+    "INSERT INTO weekly_unit_rollups (unit_id, week, metric, stripe, value) "
+    "SELECT u, r.week, r.metric, :stripe, r.value FROM unnest(CAST(:unit_ids AS integer[])) u "
+    "CROSS JOIN json_populate_recordset(NULL::weekly_unit_rollups, :unit_weeks) r "
+    "ORDER BY 1, 2, 3 "
+    "ON CONFLICT (unit_id, week, metric, stripe) "
+    "DO UPDATE SET value = weekly_unit_rollups.value + EXCLUDED.value"
 )
 
 

@@ -146,7 +146,7 @@ def record_judgement(
     if counts:
         from hq_server.services.ingest import upsert_rollups
 
-        upsert_rollups(conn, branch.id, counts)
+        upsert_rollups(conn, branch, counts)
 
 
 def _insert(conn, table: str, rows: list[dict], conflict: str) -> None:

@@ -8,8 +8,8 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from redis.exceptions import RedisError
-from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 
 from hq_server.extensions import db
 from hq_server.models import JobOutbox
@@ -27,16 +27,20 @@ def add_job(key: str, func: str, *, again: bool = True, **kwargs) -> None:
 
     if func not in TASKS:
         raise ValueError(f"unknown job {func!r}")
-    statement = insert(JobOutbox).values(key=key, task=func, kwargs=kwargs)
-    if again:
-        statement = statement.on_conflict_do_update(
-            index_elements=["key"],
-            set_={"done_at": None, "enqueued_at": None, "kwargs": kwargs, "last_error": None},
-            where=JobOutbox.done_at.is_not(None),
-        )
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=["key"])
-    db.session.execute(statement)
+    db.session.execute(_ADD_AGAIN if again else _ADD_ONCE, {"k": key, "t": func, "kw": kwargs})
+
+
+# Written out once: a large push adds a job, and building the statement cost more than
+# running it.
+_ADD = (
+    "INSERT INTO job_outbox (key, task, kwargs, attempts) VALUES (:k, :t, :kw, 0) "
+    "ON CONFLICT (key) DO "
+)
+_ADD_AGAIN = text(
+    _ADD + "UPDATE SET done_at = NULL, enqueued_at = NULL, kwargs = EXCLUDED.kwargs, "
+    "last_error = NULL WHERE job_outbox.done_at IS NOT NULL"
+).bindparams(bindparam("kw", type_=JSONB))
+_ADD_ONCE = text(_ADD + "NOTHING").bindparams(bindparam("kw", type_=JSONB))
 
 
 def schedule_periodic(now: datetime | None = None) -> None:

@@ -90,6 +90,10 @@ def _min_time(a: datetime | None, b: datetime) -> datetime:
     return b if a is None or b < a else a
 
 
+def _max_time(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b > a else a
+
+
 def apply_event(state: dict, event: dict) -> dict:
     """Fold one loaded event into ``state`` (mutated and returned).
 
@@ -100,7 +104,7 @@ def apply_event(state: dict, event: dict) -> dict:
     key = version_key(at, event["id"])
     kind, data = event["type"], event["data"]
     state["event_count"] += 1
-    state["last_activity_at"] = max(filter(None, (state["last_activity_at"], at)))
+    state["last_activity_at"] = _max_time(state["last_activity_at"], at)
     if event.get("customer"):
         _write(state, "customer", key, customer=event["customer"])
     if kind in ("deal.opened", "lead.created"):
@@ -131,16 +135,25 @@ def apply_event(state: dict, event: dict) -> dict:
     return state
 
 
+# Per stage reached (None: only that the deal exists), the stages that implies reached.
+_REACHED_WITH = {
+    stage: tuple(
+        name
+        for name, info in STAGES_BY_NAME.items()
+        if not info.is_lost and info.order <= (STAGES_BY_NAME[stage].order if stage else 1)
+    )
+    for stage in (None, *STAGES_BY_NAME)
+}
+
+
 def _mark_reached(state: dict, stage: str | None, at: datetime) -> None:
     """Record that the deal reached ``stage`` (and so every earlier one) by ``at``."""
     reached = state["reached_at"]
     stamp = at.astimezone(UTC).isoformat()
     # Any event on a deal shows it exists, i.e. reached the first stage.
-    order = STAGES_BY_NAME[stage].order if stage else 1
-    for name, info in STAGES_BY_NAME.items():
-        if not info.is_lost and info.order <= order:
-            if name not in reached or stamp < reached[name]:
-                reached[name] = stamp
+    for name in _REACHED_WITH[stage]:
+        if name not in reached or stamp < reached[name]:
+            reached[name] = stamp
 
 
 def local_day(moment: datetime | None, tz) -> Any:

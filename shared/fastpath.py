@@ -55,6 +55,7 @@ class FastSchema:
         if schema.unknown != RAISE:
             raise Unsupported(f"unknown={schema.unknown}")
         self._finish: list[tuple[str, Callable[[Any], Any] | None]] = []
+        self._optional: list[str] = []  # fields without a default: absent, not in the result
         specs = [self._field_spec(name, f) for name, f in schema.load_fields.items()]
         self.type = msgspec.defstruct(
             f"Fast{type(schema).__name__}",
@@ -63,6 +64,7 @@ class FastSchema:
             forbid_unknown_fields=True,
         )
         self._checks = self._schema_checks(schema)
+        self._finishers = [(attr, finish) for attr, finish in self._finish if finish is not None]
 
     def load(self, raw: Any) -> dict | None:
         """Return what ``schema.load(raw)`` returns, or None when only marshmallow can tell."""
@@ -72,12 +74,13 @@ class FastSchema:
             return None
 
     def _finished(self, struct: msgspec.Struct) -> dict:
-        out = {}
-        for attr, finish in self._finish:
-            value = getattr(struct, attr)
-            if value is msgspec.UNSET:
-                continue
-            out[attr] = value if finish is None else finish(value)
+        out = msgspec.structs.asdict(struct)  # in C; fields left out are UNSET
+        for attr in self._optional:
+            if out[attr] is msgspec.UNSET:
+                del out[attr]
+        for attr, finish in self._finishers:
+            if attr in out:
+                out[attr] = finish(out[attr])
         for check in self._checks:
             check(out)
         return out
@@ -91,6 +94,7 @@ class FastSchema:
         elif field.load_default is missing:
             spec = msgspec.field(name=field.data_key or attr, default=msgspec.UNSET)
             typ = typ | msgspec.UnsetType
+            self._optional.append(attr)
         elif callable(field.load_default):
             spec = msgspec.field(name=field.data_key or attr, default_factory=field.load_default)
         else:

@@ -54,7 +54,7 @@ class FastSchema:
         self.schema = schema
         if schema.unknown != RAISE:
             raise Unsupported(f"unknown={schema.unknown}")
-        self._finish: list[tuple[str, Callable[[Any], Any] | None]] = []
+        self._finishers: list[tuple[str, Callable[[Any], Any]]] = []  # fields parsed in Python
         self._optional: list[str] = []  # fields without a default: absent, not in the result
         specs = [self._field_spec(name, f) for name, f in schema.load_fields.items()]
         self.type = msgspec.defstruct(
@@ -64,7 +64,6 @@ class FastSchema:
             forbid_unknown_fields=True,
         )
         self._checks = self._schema_checks(schema)
-        self._finishers = [(attr, finish) for attr, finish in self._finish if finish is not None]
 
     def load(self, raw: Any) -> dict | None:
         """Return what ``schema.load(raw)`` returns, or None when only marshmallow can tell."""
@@ -99,7 +98,8 @@ class FastSchema:
             spec = msgspec.field(name=field.data_key or attr, default_factory=field.load_default)
         else:
             spec = msgspec.field(name=field.data_key or attr, default=field.load_default)
-        self._finish.append((attr, finish))
+        if finish is not None:
+            self._finishers.append((attr, finish))
         return (attr, typ, spec)
 
     def _type_of(self, field: fields.Field) -> tuple[Any, Callable[[Any], Any] | None]:

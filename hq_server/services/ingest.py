@@ -344,9 +344,9 @@ def upsert_rollups(conn, branch: OrgUnit, totals: dict[tuple, Decimal]) -> None:
     """Add ``{(rep_id, day, metric): value}`` to a branch's rollups, at every level.
 
     The daily and weekly rows of the branch's reps, and of each unit on the branch row's
-    path (itself, its region, HQ), are summed here and written by one statement. Unit
-    rows go in key order, so two pushes adding to the same region or HQ rows lock them
-    in the same order and never deadlock.
+    path (itself, its region, HQ), are summed here and written by one statement. Rows go
+    in key order, so two transactions adding to the same rows (pushes of branches of one
+    region, a push and an approval) lock them in the same order and never deadlock.
     """
     if not totals:
         return
@@ -415,11 +415,11 @@ def _monday(day):
 
 _UPSERT_ROLLUPS = text(
     "WITH d AS (INSERT INTO daily_rollups "
-    "SELECT * FROM json_populate_recordset(NULL::daily_rollups, :daily) "
+    "SELECT * FROM json_populate_recordset(NULL::daily_rollups, :daily) ORDER BY 1, 2, 3, 4 "
     "ON CONFLICT (branch_id, day, rep_id, metric) "
     "DO UPDATE SET value = daily_rollups.value + EXCLUDED.value), "
     "w AS (INSERT INTO weekly_rollups "
-    "SELECT * FROM json_populate_recordset(NULL::weekly_rollups, :weekly) "
+    "SELECT * FROM json_populate_recordset(NULL::weekly_rollups, :weekly) ORDER BY 1, 2, 3, 4 "
     "ON CONFLICT (branch_id, week, rep_id, metric) "
     "DO UPDATE SET value = weekly_rollups.value + EXCLUDED.value), "
     "u AS (INSERT INTO unit_rollups (unit_id, day, metric, stripe, value) "

@@ -35,7 +35,7 @@ LARGE_PUSH = 500  # accepted events that trigger a lagging scan after the push
 
 
 class PushConflict(RuntimeError):
-    """A concurrent push from another branch claimed the same ids; retry the batch."""
+    """A concurrent push from another branch claimed the same deal ids; retry the batch."""
 
 
 @dataclass
@@ -97,12 +97,19 @@ def push_batch(
     # One push per branch at a time: seq tracking and the projection stay simple
     # and other branches' pushes run in parallel.
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"branch:{branch.code}"})
-    accepted = _check_against_store(conn, branch, candidates, results)
+    owned = _check_ownership(conn, branch, candidates, results)
+    if dry_run:
+        accepted = _drop_stored(conn, owned, results)
+    else:
+        # The insert is the duplicate check: what it did not store was stored before.
+        accepted = _insert_events(conn, branch, agent_id, owned, now, results)
+    for c in accepted:
+        results[c.index] = _ok(c.index, str(c.event["id"]), protocol.ACCEPTED)
     judgement = rules.judge(conn, [c.event for c in accepted]) if accepted else None
     if judgement:
         _add_verdicts(results, accepted, judgement)
     if accepted and not dry_run:
-        _store(conn, branch, agent_id, accepted, now, judgement)
+        _store(conn, branch, accepted, now, judgement)
     if len(accepted) >= LARGE_PUSH and not dry_run:
         # A big backlog changes the picture: look for lagging units again soon.
         add_job(f"scan_lagging:push:{now:%Y-%m-%dT%H:%M}", "scan_lagging", again=False)
@@ -167,18 +174,17 @@ def _add_verdicts(results: list, accepted: list[_Candidate], judgement) -> None:
             results[c.index]["pending"] = True
 
 
-def _check_against_store(
+def _check_ownership(
     conn, branch: OrgUnit, candidates: list[_Candidate], results: list
 ) -> list[_Candidate]:
-    """Drop stored duplicates and conflicts; check reps and deals belong to the branch."""
+    """Keep the events whose reps and deals belong to the branch; resolve their rep ids.
+
+    An event refused here that was stored before is still answered as a duplicate (or a
+    conflict): a re-sent event is answered by what was stored, whatever changed since (a
+    rep who moved to another branch, say).
+    """
     if not candidates:
         return []
-    ids = [c.event["id"] for c in candidates]
-    stored = dict(
-        execute_binary(
-            conn, "SELECT id, content_hash FROM events WHERE id = ANY(%(ids)b)", {"ids": ids}
-        )
-    )
     rep_codes = {c.event["rep"] for c in candidates}
     rep_codes |= {
         c.event["data"]["to_rep"] for c in candidates if c.event["type"] == "lead.assigned"
@@ -199,27 +205,57 @@ def _check_against_store(
             conn, "SELECT id, branch_id FROM deals WHERE id = ANY(%(ids)b)", {"ids": deal_ids}
         )
     )
-    accepted = []
+    owned, refused = [], []
     for c in candidates:
-        ev, eid = c.event, str(c.event["id"])
-        if ev["id"] in stored:
-            same = bytes(stored[ev["id"]]) == c.digest
-            results[c.index] = (
-                _ok(c.index, eid, protocol.DUPLICATE)
-                if same
-                else _rejected(c.index, eid, protocol.CONFLICT)
-            )
-            continue
+        ev = c.event
         code = _ownership_error(ev, reps, own_rows, deal_branches)
         if code:
-            results[c.index] = _rejected(c.index, eid, code)
+            refused.append((c, code))
             continue
         ev["rep_id"] = reps[ev["rep"]][0]
         if ev["type"] == "lead.assigned":
             ev["to_rep_id"] = reps[ev["data"]["to_rep"]][0]
-        results[c.index] = _ok(c.index, eid, protocol.ACCEPTED)
-        accepted.append(c)
-    return accepted
+        owned.append(c)
+    if refused:
+        stored = _stored_hashes(conn, [c for c, _ in refused])
+        _answer_stored([c for c, _ in refused], stored, results)
+        for c, code in refused:
+            if c.event["id"] not in stored:
+                results[c.index] = _rejected(c.index, str(c.event["id"]), code)
+    return owned
+
+
+def _stored_hashes(conn, candidates: list[_Candidate]) -> dict:
+    """Return ``{event id: content hash}`` of the candidates' events already stored."""
+    if not candidates:
+        return {}
+    ids = [c.event["id"] for c in candidates]
+    return dict(
+        execute_binary(
+            conn, "SELECT id, content_hash FROM events WHERE id = ANY(%(ids)b)", {"ids": ids}
+        )
+    )
+
+
+def _answer_stored(candidates: list[_Candidate], stored: dict, results: list) -> None:
+    """Answer the stored ones among ``candidates``: the same body is a duplicate, not a conflict."""
+    for c in candidates:
+        digest = stored.get(c.event["id"])
+        if digest is None:
+            continue
+        eid = str(c.event["id"])
+        results[c.index] = (
+            _ok(c.index, eid, protocol.DUPLICATE)
+            if bytes(digest) == c.digest
+            else _rejected(c.index, eid, protocol.CONFLICT)
+        )
+
+
+def _drop_stored(conn, candidates: list[_Candidate], results: list) -> list[_Candidate]:
+    """Answer the candidates stored before; return the others (a dry run stores nothing)."""
+    stored = _stored_hashes(conn, candidates)
+    _answer_stored(candidates, stored, results)
+    return [c for c in candidates if c.event["id"] not in stored]
 
 
 def _ownership_error(ev: dict, reps: dict, own_rows: set, deal_branches: dict) -> str | None:
@@ -241,27 +277,30 @@ INSERT INTO events (id, branch_id, rep_id, agent_id, seq, type, occurred_at, loc
                     received_at, deal_id, customer, playbook_version, content_hash, payload,
                     status)
 SELECT id, %(branch)b, rep_id, %(agent)b, seq, type, occurred_at, local_day, %(now)b, deal_id,
-       customer, playbook_version, content_hash, payload::jsonb, status
+       customer, playbook_version, content_hash, payload::jsonb, 'counted'
 FROM unnest(%(ids)b::uuid[], %(reps)b::int[], %(seqs)b::bigint[], %(types)b::text[],
             %(occurred)b::timestamptz[], %(days)b::date[], %(deals)b::uuid[],
             %(customers)b::text[], %(versions)b::int[], %(hashes)b::bytea[],
-            %(payloads)b::text[], %(statuses)b::text[])
+            %(payloads)b::text[])
      AS t(id, rep_id, seq, type, occurred_at, local_day, deal_id, customer, playbook_version,
-          content_hash, payload, status)
+          content_hash, payload)
 ON CONFLICT (id) DO NOTHING RETURNING id
 """
 
 
-def _store(
-    conn,
-    branch: OrgUnit,
-    agent_id: str,
-    accepted: list[_Candidate],
-    now,
-    judgement: rules.Judgement | None,
-) -> None:
+def _insert_events(
+    conn, branch: OrgUnit, agent_id: str, candidates: list[_Candidate], now, results: list
+) -> list[_Candidate]:
+    """Store the candidates' events; answer the ones stored before and return the rest.
+
+    ``ON CONFLICT DO NOTHING`` skips an id already stored, or stored meanwhile by a
+    concurrent push of another branch (the insert waits for that push to end), so no
+    separate look-up runs before it.
+    """
+    if not candidates:
+        return []
     tz = ZoneInfo(branch.timezone)
-    events = [c.event for c in accepted]
+    events = [c.event for c in candidates]
     params = {
         "branch": branch.id,
         "agent": agent_id,
@@ -275,16 +314,35 @@ def _store(
         "deals": [e.get("deal") for e in events],
         "customers": [e.get("customer") for e in events],
         "versions": [e.get("playbook_version") for e in events],
-        "hashes": [c.digest for c in accepted],
-        "payloads": [orjson.dumps(c.raw).decode() for c in accepted],
-        "statuses": [
-            "pending" if judgement and e["id"] in judgement.blocked else "counted" for e in events
-        ],
+        "hashes": [c.digest for c in candidates],
+        "payloads": [orjson.dumps(c.raw).decode() for c in candidates],
     }
     # Typed arrays in binary: the events table is the hottest write of a push.
-    if len(execute_binary(conn, _INSERT_EVENTS, params)) != len(events):
-        raise PushConflict("event ids were stored by a concurrent push")
+    inserted = {row[0] for row in execute_binary(conn, _INSERT_EVENTS, params)}
+    if len(inserted) == len(candidates):
+        return candidates
+    skipped = [c for c in candidates if c.event["id"] not in inserted]
+    _answer_stored(skipped, _stored_hashes(conn, skipped), results)
+    return [c for c in candidates if c.event["id"] in inserted]
+
+
+def _store(
+    conn,
+    branch: OrgUnit,
+    accepted: list[_Candidate],
+    now,
+    judgement: rules.Judgement | None,
+) -> None:
+    """Apply the stored events: hold the blocked ones, fold the rest into deals and rollups."""
+    events = [c.event for c in accepted]
     if judgement:
+        if judgement.blocked:
+            # Counted nowhere until approved (stored as counted a moment ago, in this transaction).
+            execute_binary(
+                conn,
+                "UPDATE events SET status = 'pending' WHERE id = ANY(%(ids)b)",
+                {"ids": list(judgement.blocked)},
+            )
         rules.record_judgement(conn, branch, events, judgement, now)
         events = [e for e in events if e["id"] not in judgement.blocked]
     if events:

@@ -34,7 +34,7 @@ class Judgement:
 
 
 def judge(conn, events: list[dict]) -> Judgement:
-    """Return the verdicts of every event (no writes)."""
+    """Return the verdicts of every event (no writes; stored or not, the same verdicts)."""
     result = Judgement()
     timeline = playbooks.Timeline.load(conn)
     if not timeline.rows:
@@ -75,14 +75,18 @@ def _wire(event: dict) -> dict:
 
 
 def _deal_history(conn, events: list[dict]) -> dict[str, list[dict]]:
-    """Return the stored and in-batch events of every deal the batch touches."""
+    """Return the stored and in-batch events of every deal the batch touches.
+
+    The batch's own events come from the batch, once: a push judges them after storing them.
+    """
     deals = list({e["deal"] for e in events if e.get("deal")})
     history: dict[str, list[dict]] = defaultdict(list)
     if deals:
         rows = execute_binary(
             conn,
-            "SELECT payload FROM events WHERE deal_id = ANY(%(d)b) AND status <> 'refused'",
-            {"d": deals},
+            "SELECT payload FROM events WHERE deal_id = ANY(%(d)b) AND status <> 'refused' "
+            "AND id <> ALL(%(own)b)",
+            {"d": deals, "own": [e["id"] for e in events]},
         )
         for (payload,) in rows:
             payload["occurred_at"] = datetime.fromisoformat(payload["occurred_at"])

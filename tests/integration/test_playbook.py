@@ -277,3 +277,17 @@ def test_a_rebuild_keeps_compliance_counts_and_pending_events_out(app, client, c
         rebuild_branch("SH01")
         db.session.commit()
     assert snapshot() == before == (before[0], "open", 0) and before[0] > 0
+
+
+def test_the_rules_read_each_event_of_a_deal_once(app, client, company, maker):
+    """A push judges its events after storing them: its own events are not read back too."""
+    from hq_server.services import rules
+    from shared.events import load_event
+
+    opened = maker.deal_opened()
+    visit = maker.make("visit.logged", {"decision_maker_met": True}, deal=opened["deal"])
+    assert push(client, company.agent("SH01"), [opened, visit]).status_code == 200
+    with app.app_context():
+        # The visit as its own push judged it: stored already, and in the batch.
+        history = rules._deal_history(db.session.connection(), [load_event(visit)[0]])
+    assert sorted(e["id"] for e in history[opened["deal"]]) == sorted([opened["id"], visit["id"]])

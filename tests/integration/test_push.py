@@ -73,6 +73,24 @@ def test_same_id_with_another_body_is_a_conflict_and_changes_nothing(app, client
     assert _snapshot(app) == before
 
 
+def test_a_stored_event_is_answered_from_the_store_before_its_rep_is_checked(app, client, company):
+    """Re-sent events get the stored answer even where the rep no longer fits the branch."""
+    sh = EventMaker("SH01-001")
+    event = sh.make("call.logged", {"connected": True})
+    push(client, company.agent("SH01"), [event])
+    before = _snapshot(app)
+    fresh = sh.make("call.logged", {"connected": True})
+    results = push(client, company.agent("CD01"), [event, fresh]).get_json()["results"]
+    assert [(r["status"], r.get("code")) for r in results] == [
+        ("duplicate", None),
+        ("rejected", "rep_other_branch"),
+    ]
+    altered = dict(event, data={"connected": False})
+    (result,) = push(client, company.agent("CD01"), [altered]).get_json()["results"]
+    assert (result["status"], result["code"]) == ("rejected", "conflict")
+    assert _snapshot(app) == before
+
+
 def test_a_batch_with_bad_events_stores_the_good_ones(app, client, company):
     maker = EventMaker()
     good1, good2 = maker.deal_opened(), maker.make("call.logged", {"connected": True})

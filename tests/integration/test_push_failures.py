@@ -147,33 +147,23 @@ def test_a_dry_run_is_never_recorded(app, client, company):
     assert _rows(app, "SELECT count(*) FROM agent_streams") == [(0,)]
 
 
-def test_a_push_that_loses_a_race_is_rolled_back_and_its_409_recorded(app, client, company):
-    event = EventMaker().make("call.logged", {"connected": True})
-    ((branch_id, rep_id),) = _rows(
-        app,
-        "SELECT b.id, r.id FROM org_units b JOIN reps r ON r.branch_id = b.id "
-        "WHERE r.code = 'HZ01-001'",
-    )
+def _race(app, client, company, statement: str, params: dict, events: list) -> object:
+    """Push ``events`` from SH01 while another transaction holds ``statement``'s rows.
+
+    The other transaction commits once the push waits on its lock; return the answer.
+    """
     answers: list = []
 
     def push_from_sh01():
         try:
-            answers.append(push(client, company.agent("SH01"), [event]))
-        except Exception as exc:  # reported by the assertions below
+            answers.append(push(client, company.agent("SH01"), events))
+        except Exception as exc:  # reported by the caller's assertions
             answers.append(exc)
 
     with app.app_context():
         other = db.engine.connect()
         other.begin()
-        # Another branch's push stores the same id but has not committed yet.
-        other.execute(
-            text(
-                "INSERT INTO events (id, branch_id, rep_id, agent_id, seq, type, occurred_at, "
-                "local_day, content_hash, payload) VALUES (:id, :b, :r, 'agent-9', 1, "
-                "'call.logged', now(), current_date, :h, '{}')"
-            ),
-            {"id": uuid.UUID(event["id"]), "b": branch_id, "r": rep_id, "h": bytes(32)},
-        )
+        other.execute(text(statement), params)
         pusher = threading.Thread(target=push_from_sh01)
         pusher.start()
         deadline = time.monotonic() + 20
@@ -183,10 +173,64 @@ def test_a_push_that_loses_a_race_is_rolled_back_and_its_409_recorded(app, clien
         other.close()
     pusher.join(20)
     (resp,) = answers
-    assert resp.status_code == 409 and resp.get_json()["code"] == "retry"
-    assert _failures(app) == [("SH01", "agent-1", 409, "retry", 1)]
-    assert _stream(app, "SH01", "agent-1") == (0, 1, "retry", True)
+    return resp
+
+
+def _hz01_ids(app) -> dict:
+    ((branch_id, rep_id),) = _rows(
+        app,
+        "SELECT b.id, r.id FROM org_units b JOIN reps r ON r.branch_id = b.id "
+        "WHERE r.code = 'HZ01-001'",
+    )
+    return {"b": branch_id, "r": rep_id}
+
+
+def test_an_event_id_stored_meanwhile_by_another_branch_is_answered_as_a_conflict(
+    app, client, company
+):
+    event = EventMaker().make("call.logged", {"connected": True})
+    # Another branch's push stores the same id with another body and commits while this
+    # push's insert waits for it: the id is taken, so the event is a conflict, at once.
+    resp = _race(
+        app,
+        client,
+        company,
+        "INSERT INTO events (id, branch_id, rep_id, agent_id, seq, type, occurred_at, "
+        "local_day, content_hash, payload) VALUES (:id, :b, :r, 'agent-9', 1, "
+        "'call.logged', now(), current_date, :h, '{}')",
+        {"id": uuid.UUID(event["id"]), "h": bytes(32), **_hz01_ids(app)},
+        [event],
+    )
+    assert resp.status_code == 200
+    assert [(r["status"], r.get("code")) for r in resp.get_json()["results"]] == [
+        ("rejected", "conflict")
+    ]
+    assert _failures(app) == [("SH01", "agent-1", 200, "conflict", 1)]
     assert _rows(app, "SELECT b.code FROM events e JOIN org_units b ON b.id = e.branch_id") == [
+        ("HZ01",)
+    ]
+
+
+def test_a_push_that_loses_a_race_for_a_deal_is_rolled_back_and_its_409_recorded(
+    app, client, company
+):
+    sh = EventMaker("SH01-001")
+    events = [sh.make("call.logged", {"connected": True}), sh.deal_opened()]
+    # Another branch's push creates the same deal and commits while this push waits on it.
+    resp = _race(
+        app,
+        client,
+        company,
+        "INSERT INTO deals (id, branch_id, status, event_count, reached_at, versions) "
+        "VALUES (:id, :b, 'open', 1, '{}', '{}')",
+        {"id": uuid.UUID(events[1]["deal"]), **_hz01_ids(app)},
+        events,
+    )
+    assert resp.status_code == 409 and resp.get_json()["code"] == "retry"
+    assert _failures(app) == [("SH01", "agent-1", 409, "retry", 2)]
+    assert _stream(app, "SH01", "agent-1") == (0, 1, "retry", True)
+    assert _rows(app, "SELECT count(*) FROM events") == [(0,)]  # nothing of the push stayed
+    assert _rows(app, "SELECT b.code FROM deals d JOIN org_units b ON b.id = d.branch_id") == [
         ("HZ01",)
     ]
 

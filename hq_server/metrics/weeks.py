@@ -16,6 +16,12 @@ from hq_server.metrics.deal_rollups import CURRENT_DAY
 
 WEEK_OF = "date_trunc('week', {})::date"
 
+
+def week_of(day: date) -> date:
+    """The week of ``day`` as ``WEEK_OF`` gives it in SQL: its Monday."""
+    return day - timedelta(days=day.weekday())
+
+
 # The weekly tables as sums of the daily ones (the open-deal counters of CURRENT_DAY,
 # which describe now rather than a day, are not summed into a week).
 FILL_WEEKLY = (

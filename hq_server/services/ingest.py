@@ -8,6 +8,7 @@ or rolls back. Ingest never talks to Redis: work for later is a job-outbox row.
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,7 +21,7 @@ from hq_server.extensions import db
 from hq_server.jobs.outbox import add_job
 from hq_server.metrics import deal_rollups, projection, rollups, seqgaps
 from hq_server.metrics.deal_rollups import CURRENT_DAY
-from hq_server.metrics.weeks import WEEK_OF
+from hq_server.metrics.weeks import WEEK_OF, week_of
 from hq_server.models import OrgUnit
 from hq_server.models.rollups import STRIPES
 from hq_server.services import rules
@@ -98,8 +99,9 @@ def push_batch(
     # and other branches' pushes run in parallel.
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"branch:{branch.code}"})
     owned = _check_ownership(conn, branch, candidates, results)
-    if dry_run:
-        accepted = _drop_stored(conn, owned, results)
+    if dry_run:  # nothing is stored: look the ids up
+        stored = _answer_stored(conn, owned, results)
+        accepted = [c for c in owned if c.event["id"] not in stored]
     else:
         # The insert is the duplicate check: what it did not store was stored before.
         accepted = _insert_events(conn, branch, agent_id, owned, now, results)
@@ -217,28 +219,27 @@ def _check_ownership(
             ev["to_rep_id"] = reps[ev["data"]["to_rep"]][0]
         owned.append(c)
     if refused:
-        stored = _stored_hashes(conn, [c for c, _ in refused])
-        _answer_stored([c for c, _ in refused], stored, results)
+        stored = _answer_stored(conn, [c for c, _ in refused], results)
         for c, code in refused:
             if c.event["id"] not in stored:
                 results[c.index] = _rejected(c.index, str(c.event["id"]), code)
     return owned
 
 
-def _stored_hashes(conn, candidates: list[_Candidate]) -> dict:
-    """Return ``{event id: content hash}`` of the candidates' events already stored."""
+def _answer_stored(conn, candidates: list[_Candidate], results: list) -> set:
+    """Answer the candidates whose ids are stored; return those ids.
+
+    The same body is a duplicate, another body a conflict.
+    """
     if not candidates:
-        return {}
-    ids = [c.event["id"] for c in candidates]
-    return dict(
+        return set()
+    stored = dict(
         execute_binary(
-            conn, "SELECT id, content_hash FROM events WHERE id = ANY(%(ids)b)", {"ids": ids}
+            conn,
+            "SELECT id, content_hash FROM events WHERE id = ANY(%(ids)b)",
+            {"ids": [c.event["id"] for c in candidates]},
         )
     )
-
-
-def _answer_stored(candidates: list[_Candidate], stored: dict, results: list) -> None:
-    """Answer the stored ones among ``candidates``: the same body is a duplicate, not a conflict."""
     for c in candidates:
         digest = stored.get(c.event["id"])
         if digest is None:
@@ -249,13 +250,7 @@ def _answer_stored(candidates: list[_Candidate], stored: dict, results: list) ->
             if bytes(digest) == c.digest
             else _rejected(c.index, eid, protocol.CONFLICT)
         )
-
-
-def _drop_stored(conn, candidates: list[_Candidate], results: list) -> list[_Candidate]:
-    """Answer the candidates stored before; return the others (a dry run stores nothing)."""
-    stored = _stored_hashes(conn, candidates)
-    _answer_stored(candidates, stored, results)
-    return [c for c in candidates if c.event["id"] not in stored]
+    return set(stored)
 
 
 def _ownership_error(ev: dict, reps: dict, own_rows: set, deal_branches: dict) -> str | None:
@@ -321,8 +316,7 @@ def _insert_events(
     inserted = {row[0] for row in execute_binary(conn, _INSERT_EVENTS, params)}
     if len(inserted) == len(candidates):
         return candidates
-    skipped = [c for c in candidates if c.event["id"] not in inserted]
-    _answer_stored(skipped, _stored_hashes(conn, skipped), results)
+    _answer_stored(conn, [c for c in candidates if c.event["id"] not in inserted], results)
     return [c for c in candidates if c.event["id"] in inserted]
 
 
@@ -409,21 +403,18 @@ def upsert_rollups(conn, branch: OrgUnit, totals: dict[tuple, Decimal]) -> None:
     if not totals:
         return
     b = branch.id
-    weekly: dict[tuple, Decimal] = {}
-    by_day: dict[tuple, Decimal] = {}
-    daily = []
+    daily: list[dict] = []
+    weekly: dict[tuple, Decimal] = defaultdict(Decimal)
+    by_day: dict[tuple, Decimal] = defaultdict(Decimal)  # summed over the reps: unit rows
     for (rep, day, metric), value in totals.items():
         daily.append({"branch_id": b, "day": day, "rep_id": rep, "metric": metric, "value": value})
-        key = (day, metric)
-        by_day[key] = by_day[key] + value if key in by_day else value
+        by_day[(day, metric)] += value
         if day != CURRENT_DAY:
-            key = (_monday(day), rep, metric)
-            weekly[key] = weekly[key] + value if key in weekly else value
-    by_week: dict[tuple, Decimal] = {}
+            weekly[(week_of(day), rep, metric)] += value
+    by_week: dict[tuple, Decimal] = defaultdict(Decimal)
     for (day, metric), value in by_day.items():
         if day != CURRENT_DAY:
-            key = (_monday(day), metric)
-            by_week[key] = by_week[key] + value if key in by_week else value
+            by_week[(week_of(day), metric)] += value
     params = {
         "daily": to_json(daily),
         "weekly": to_json(
@@ -464,11 +455,6 @@ def upsert_rollups(conn, branch: OrgUnit, totals: dict[tuple, Decimal]) -> None:
             ),
             {"rows": params["daily"]},
         )
-
-
-def _monday(day):
-    """The week of ``day`` as ``WEEK_OF`` gives it: its Monday."""
-    return day - timedelta(days=day.weekday())
 
 
 _UPSERT_ROLLUPS = text(

@@ -265,6 +265,19 @@ def test_dry_run_validates_but_stores_nothing(app, client, company):
     assert _count(app, "agent_streams") == 0
 
 
+def test_a_dry_run_answers_stored_events_as_a_push_would(app, client, company):
+    maker = EventMaker()
+    stored = maker.deal_opened(amount=100)
+    push(client, company.agent("SH01"), [stored])
+    altered = dict(stored, data=dict(stored["data"], amount=999))
+    events = [maker.make("call.logged", {"connected": True}), stored]
+    for batch, expected in ((events, ["accepted", "duplicate"]), ([altered], ["rejected"])):
+        body = push(client, company.agent("SH01"), batch, query="?dry_run=true").get_json()
+        assert [r["status"] for r in body["results"]] == expected
+    assert body["results"][0]["code"] == "conflict"
+    assert _count(app, "events") == 1
+
+
 def test_duplicate_ids_inside_one_batch(app, client, company):
     maker = EventMaker()
     event = maker.deal_opened()

@@ -130,12 +130,7 @@ def _push(seen: _Seen, dry_run: bool) -> PushOutcome:
             "too_many_events",
             f"at most {settings.max_batch_events} events per push; got {len(body['events'])}",
         )
-    # The token names the branch; events go to its active row (a moved branch has a new one).
-    branch = active_unit(g.principal.scope_code)
-    if branch is None:
-        raise ApiError(
-            403, "branch_inactive", "this branch is closed; its token can no longer push"
-        )
+    branch = _active_branch()
     try:
         outcome = push_batch(
             branch, body["agent"]["id"], body["agent"]["version"], body["events"], dry_run=dry_run

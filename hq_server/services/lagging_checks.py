@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from hq_server.extensions import db
 from hq_server.metrics import lagging as maths
+from hq_server.metrics.weeks import week_of
 from hq_server.models import OrgUnit
 
 SILENT_HOURS = 24.0  # working hours when a playbook calendar applies
@@ -29,7 +30,7 @@ class Week:
 
     @classmethod
     def finished_before(cls, day: date) -> Week:
-        monday = day - timedelta(days=day.weekday())
+        monday = week_of(day)
         return cls(monday - timedelta(days=7), monday - timedelta(days=1))
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select, text
 
 from hq_server.extensions import db
+from hq_server.metrics.weeks import week_of
 from hq_server.models import AgentStream, Deal, OrgUnit, Rep, SeqGap
 from hq_server.services import playbooks
 from hq_server.services.scans import lineage
@@ -113,7 +114,7 @@ def weekly_trend(principal: Principal, code: str, end: date, weeks: int = 12) ->
     """Return per ISO week and per child unit (or rep) the activity and won revenue."""
     unit = resolve_unit(principal, code)
     branches = branch_ids_under(principal, code)
-    last_monday = end - timedelta(days=end.weekday())
+    last_monday = week_of(end)
     start = last_monday - timedelta(weeks=weeks - 1)
     if unit.kind == "branch":  # per rep: the rep rows
         source = (

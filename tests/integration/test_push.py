@@ -255,6 +255,21 @@ def test_push_needs_an_agent_token(client, company):
     assert user_token.get_json()["code"] == "forbidden"
 
 
+def test_a_closed_branch_can_neither_push_nor_pull(app, client, company):
+    token = company.agent("SH01")
+    with app.app_context():
+        db.session.execute(
+            text("UPDATE org_units SET active_to = current_date WHERE code = 'SH01'")
+        )
+        db.session.commit()
+    resp = push(client, token, [EventMaker().deal_opened()])
+    pulled = client.get("/api/v1/sync/pull", headers=token)
+    assert (resp.status_code, pulled.status_code) == (403, 403)
+    assert resp.get_json()["code"] == pulled.get_json()["code"] == "branch_inactive"
+    assert _count(app, "events") == 0
+    assert _count(app, "push_failures") == 0  # a closed branch is not judged any more
+
+
 def test_dry_run_validates_but_stores_nothing(app, client, company):
     maker = EventMaker()
     events = [maker.deal_opened(), maker.make("telepathy.logged")]

@@ -14,6 +14,7 @@ within the bucket that holds the middle value.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -59,12 +60,8 @@ def open_at(stage: str) -> str:
 
 
 def bucket_of(days: float) -> int:
-    """Return the index of the histogram bucket holding ``days``."""
-    index = 0
-    for i, edge in enumerate(EDGES):
-        if days >= edge:
-            index = i
-    return index
+    """Return the index of the histogram bucket holding ``days`` (below 0: the first)."""
+    return max(bisect_right(EDGES, days) - 1, 0)
 
 
 def median(buckets: dict[int, float]) -> float | None:
@@ -93,51 +90,61 @@ def _moment(value) -> datetime:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
+# The metric names of each stage and step, made once (a push computes a few hundred deals).
+_STAGE_METRICS = tuple((stage, reached(stage), entered(stage)) for stage in FUNNEL)
+_STEPS = tuple(
+    (FUNNEL[i], FUNNEL[i + 1], step_seconds(i), tuple(step_bucket(i, b) for b in range(len(EDGES))))
+    for i in range(len(FUNNEL) - 1)
+)
+_CYCLE_BUCKETS = tuple(cycle_bucket(b) for b in range(len(EDGES)))
+_OPEN_AT: dict[str, str] = {}  # stage -> its open-deal counter, filled as stages are seen
+_ONE = Decimal(1)
+_DAY_SECONDS = 86400
+
+
 def contributions(state: dict, tz) -> dict[tuple, Decimal]:
     """Return ``{(rep_id, day, metric): value}`` for one projected deal.
 
     A deal counts once its opening has arrived (it then has an owner and an open day);
-    before that it contributes nothing.
+    before that it contributes nothing. Each metric occurs at most once per deal, so
+    every key is set once.
     """
     rep, opened_at = state["rep_id"], state["opened_at"]
     if rep is None or opened_at is None:
         return {}
-    out: dict[tuple, Decimal] = {}
-
-    def add(day: date, metric: str, value: Decimal = Decimal(1)) -> None:
-        key = (rep, day, metric)
-        out[key] = out.get(key, Decimal(0)) + value
-
-    one = Decimal(1)
+    one = _ONE
     opened_day = local_day(opened_at, tz)
-    times = {s: _moment(v) for s, v in (state["reached_at"] or {}).items() if s in FUNNEL}
-    add(opened_day, COHORT)
-    for i, stage in enumerate(FUNNEL):
-        if stage not in times:
-            continue
-        add(opened_day, reached(stage))
-        add(local_day(times[stage], tz), entered(stage))
-        nxt = FUNNEL[i + 1] if i + 1 < len(FUNNEL) else None
-        if nxt in times:
+    reached_at = state["reached_at"] or {}
+    times = {s: _moment(reached_at[s]) for s in FUNNEL if s in reached_at}
+    out: dict[tuple, Decimal] = {(rep, opened_day, COHORT): one}
+    for stage, reached_metric, entered_metric in _STAGE_METRICS:
+        if stage in times:
+            out[(rep, opened_day, reached_metric)] = one
+            out[(rep, local_day(times[stage], tz), entered_metric)] = one
+    for stage, nxt, seconds_metric, bucket_metrics in _STEPS:
+        if stage in times and nxt in times:
             seconds = _seconds(times[stage], times[nxt])
-            add(opened_day, step_seconds(i), seconds)
-            add(opened_day, step_bucket(i, bucket_of(float(seconds) / 86400)), one)
+            out[(rep, opened_day, seconds_metric)] = seconds
+            out[(rep, opened_day, bucket_metrics[bucket_of(float(seconds) / _DAY_SECONDS)])] = one
     status, closed_at = state["status"], state["closed_at"]
     if status in ("won", "lost") and closed_at is not None:
         closed_day = local_day(closed_at, tz)
         if status == "lost":
-            add(closed_day, LOST)
+            out[(rep, closed_day, LOST)] = one
         else:
-            add(closed_day, WON)
+            out[(rep, closed_day, WON)] = one
             if state["amount"] is not None:
-                add(closed_day, WON_AMOUNT, Decimal(state["amount"]))
+                out[(rep, closed_day, WON_AMOUNT)] = Decimal(state["amount"])
             seconds = _seconds(opened_at, closed_at)
-            add(closed_day, CYCLE, seconds)
-            add(closed_day, cycle_bucket(bucket_of(float(seconds) / 86400)), one)
+            out[(rep, closed_day, CYCLE)] = seconds
+            bucket = _CYCLE_BUCKETS[bucket_of(float(seconds) / _DAY_SECONDS)]
+            out[(rep, closed_day, bucket)] = one
     elif status == "open" and state["stage"] is not None:
-        add(CURRENT_DAY, open_at(state["stage"]))
+        stage = state["stage"]
+        metric = _OPEN_AT.get(stage) or _OPEN_AT.setdefault(stage, open_at(stage))
+        out[(rep, CURRENT_DAY, metric)] = one
         if "visit" in times:
-            add(CURRENT_DAY, OPEN_QUALIFIED)
+            out[(rep, CURRENT_DAY, OPEN_QUALIFIED)] = one
     return {key: value for key, value in out.items() if value}  # a zero adds no row
 
 

@@ -20,11 +20,23 @@ _STAGE_SETTERS = {"deal.opened", "lead.created", "deal.stage_changed", "deal.won
 
 def version_key(occurred_at: datetime, event_id: Any) -> str:
     """Return the total-order key of an event: UTC time, then id."""
+    return _utc_texts(occurred_at, event_id)[0]
+
+
+def _utc_texts(occurred_at: datetime, event_id: Any) -> tuple[str, str]:
+    """Return an event's version key and its moment as stored in ``reached_at``.
+
+    Both from one conversion to UTC and one ISO text (once per ingested event).
+    """
     utc = occurred_at.astimezone(UTC)
-    if utc.year < 1000:  # strftime's %Y does not pad these; stored keys were made with it
-        return f"{utc:%Y-%m-%dT%H:%M:%S.%f}Z|{event_id}"
-    # The same text as the strftime form, at half its cost (one call per ingested event).
-    return f"{utc.isoformat(timespec='microseconds')[:-6]}Z|{event_id}"
+    iso = utc.isoformat(timespec="microseconds")  # 2026-03-01T09:30:00.000000+00:00
+    # The key is the strftime form "%Y-%m-%dT%H:%M:%S.%fZ|id", which stored keys were
+    # made with; strftime's %Y does not pad years before 1000, isoformat does.
+    key = (
+        f"{utc:%Y-%m-%dT%H:%M:%S.%f}Z|{event_id}" if utc.year < 1000 else f"{iso[:-6]}Z|{event_id}"
+    )
+    # The stamp is isoformat()'s own form: no fraction when there is none.
+    return key, iso if utc.microsecond else f"{iso[:19]}+00:00"
 
 
 def new_deal(deal_id: Any, branch_id: int) -> dict:
@@ -101,7 +113,7 @@ def apply_event(state: dict, event: dict) -> dict:
     resolved, and for ``lead.assigned`` ``to_rep_id`` resolved as well.
     """
     at: datetime = event["occurred_at"]
-    key = version_key(at, event["id"])
+    key, stamp = _utc_texts(at, event["id"])
     kind, data = event["type"], event["data"]
     state["event_count"] += 1
     state["last_activity_at"] = _max_time(state["last_activity_at"], at)
@@ -131,7 +143,7 @@ def apply_event(state: dict, event: dict) -> dict:
         closed = STAGES_BY_NAME[stage].is_closed
         status = "won" if stage == "won" else "lost" if stage == "lost" else "open"
         _write(state, "stage", key, stage=stage, status=status, closed_at=at if closed else None)
-    _mark_reached(state, stage_reached_by(event), at)
+    _mark_reached(state, stage_reached_by(event), stamp)
     return state
 
 
@@ -146,10 +158,9 @@ _REACHED_WITH = {
 }
 
 
-def _mark_reached(state: dict, stage: str | None, at: datetime) -> None:
-    """Record that the deal reached ``stage`` (and so every earlier one) by ``at``."""
+def _mark_reached(state: dict, stage: str | None, stamp: str) -> None:
+    """Record that the deal reached ``stage`` (and so every earlier one) by ``stamp`` (UTC)."""
     reached = state["reached_at"]
-    stamp = at.astimezone(UTC).isoformat()
     # Any event on a deal shows it exists, i.e. reached the first stage.
     for name in _REACHED_WITH[stage]:
         if name not in reached or stamp < reached[name]:

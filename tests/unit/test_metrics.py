@@ -7,6 +7,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hq_server.metrics.deal_rollups import EDGES, bucket_of
 from hq_server.metrics.funnel import funnel_steps, win_rate
 from hq_server.metrics.rollups import increments
 from hq_server.metrics.seqgaps import missing_count, update_gaps
@@ -82,3 +83,13 @@ def test_every_type_counts_its_metrics_flags_and_amount(kind, flags, amount):
     if kind in AMOUNTS and amount is not None:
         expected[AMOUNTS[kind]] = amount
     assert increments({"type": kind, "data": data}) == expected
+
+
+@given(st.one_of(st.floats(-10, 1000, allow_nan=False), st.sampled_from(EDGES)))
+def test_a_duration_falls_in_the_bucket_whose_edges_hold_it(days):
+    i = bucket_of(days)
+    upper = EDGES[i + 1] if i + 1 < len(EDGES) else float("inf")
+    if days < 0:  # a step reached out of order: the first bucket
+        assert i == 0
+    else:
+        assert EDGES[i] <= days < upper

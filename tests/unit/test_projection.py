@@ -105,3 +105,26 @@ def test_version_keys_keep_the_form_already_stored(moment, event_id):
     # formatting must give exactly what strftime gave, for every year.
     utc = moment.astimezone(UTC)
     assert version_key(moment, event_id) == f"{utc:%Y-%m-%dT%H:%M:%S.%f}Z|{event_id}"
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.timezones()
+    ),
+    st.booleans(),
+)
+def test_reached_times_keep_the_form_already_stored(moment, whole_second):
+    # Deals store when each stage was first reached as isoformat() text and compare new
+    # times against it as text: the key's conversion is shared, the text must not change.
+    if whole_second:
+        moment = moment.replace(microsecond=0)
+    event = {
+        "id": uuid.uuid4(),
+        "type": "quote.issued",
+        "occurred_at": moment,
+        "rep_id": 1,
+        "data": {"amount": 1, "currency": "CNY"},
+    }
+    state = apply_event(new_deal(event["id"], 1), event)
+    expected = moment.astimezone(UTC).isoformat()
+    assert state["reached_at"] == {"lead": expected, "visit": expected, "quote": expected}

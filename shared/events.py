@@ -229,6 +229,16 @@ def _fast_load(raw: dict) -> dict | None:
     return event
 
 
+def canonical_json(raw: dict) -> bytes:
+    """Return an event as canonical JSON: keys sorted, no spaces."""
+    return orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+
+
 def content_hash(raw: dict) -> bytes:
     """Hash an event's canonical JSON: the same fact always hashes the same."""
-    return hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).digest()
+    return hash_canonical(canonical_json(raw))
+
+
+def hash_canonical(canonical: bytes) -> bytes:
+    """``content_hash`` of the event whose ``canonical_json`` is ``canonical``."""
+    return hashlib.sha256(canonical).digest()

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import orjson
 from sqlalchemy import text
 
 from hq_server.extensions import db
@@ -29,7 +28,7 @@ from hq_server.services.deals import load_deals, write_deals
 from hq_server.services.pipeline_history import pipeline_state, record_changes
 from hq_server.services.rows import execute_binary, to_json
 from shared import protocol
-from shared.events import content_hash, load_event
+from shared.events import canonical_json, hash_canonical, load_event
 from shared.stages import STAGES_BY_NAME
 
 LARGE_PUSH = 500  # accepted events that trigger a lagging scan after the push
@@ -42,8 +41,8 @@ class PushConflict(RuntimeError):
 @dataclass
 class _Candidate:
     index: int
-    raw: dict
     event: dict
+    canonical: bytes  # the raw event as canonical JSON: hashed, and stored as the payload
     digest: bytes
 
 
@@ -134,7 +133,8 @@ def _validate(raw_events: list, results: list, latest: datetime) -> list[_Candid
         if errors:
             results[i] = _rejected(i, _raw_id(raw), protocol.INVALID, errors)
             continue
-        digest = content_hash(raw)
+        canonical = canonical_json(raw)
+        digest = hash_canonical(canonical)
         eid = event["id"]
         if eid in in_batch:
             same = in_batch[eid] == digest
@@ -154,7 +154,7 @@ def _validate(raw_events: list, results: list, latest: datetime) -> list[_Candid
             )
             continue
         in_batch[eid] = digest
-        candidates.append(_Candidate(i, raw, event, digest))
+        candidates.append(_Candidate(i, event, canonical, digest))
     return candidates
 
 
@@ -310,7 +310,7 @@ def _insert_events(
         "customers": [e.get("customer") for e in events],
         "versions": [e.get("playbook_version") for e in events],
         "hashes": [c.digest for c in candidates],
-        "payloads": [orjson.dumps(c.raw).decode() for c in candidates],
+        "payloads": [c.canonical.decode() for c in candidates],  # jsonb: key order is moot
     }
     # Typed arrays in binary: the events table is the hottest write of a push.
     inserted = {row[0] for row in execute_binary(conn, _INSERT_EVENTS, params)}

@@ -4,8 +4,9 @@ Ingest adds to a region's or HQ's ``unit_rollups`` row on the stripe of the push
 branch (``branch_id % STRIPES``), so concurrent pushes seldom wait on one row. Once a
 day has settled, nobody needs the stripes: a read would sum sixteen rows where one
 will do. This job moves them into stripe 0, one unit per transaction, locking rows in
-the same key order ingest uses. Late events for a compacted day simply add to their
-stripe again; the next run folds them in. Sums never change.
+the same order ingest does (weeks, then days; each in key order). Late events for a
+compacted day simply add to their stripe again; the next run folds them in. Sums never
+change.
 """
 
 from __future__ import annotations
@@ -40,10 +41,14 @@ def _fold(table: str, period: str) -> str:
     )
 
 
-# Daily rows settle after SETTLE_DAYS; a week once its last day has.
+# Daily rows settle after SETTLE_DAYS; a week once its last day has. The weeks go first:
+# a push's rollup statement (``ingest.upsert_rollups``) writes a unit's weekly rows as its
+# main statement, before PostgreSQL runs the parts in its WITH clause, the daily rows among
+# them. Folding the days first held a unit's daily rows while waiting for a push that held
+# its weekly rows and waited for those daily ones: a deadlock.
 _FOLDS = (
-    (text(_fold("unit_rollups", "day")), 0),
     (text(_fold("weekly_unit_rollups", "week")), 6),
+    (text(_fold("unit_rollups", "day")), 0),
 )
 
 

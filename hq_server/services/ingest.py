@@ -398,7 +398,9 @@ def upsert_rollups(conn, branch: OrgUnit, totals: dict[tuple, Decimal]) -> None:
     The daily and weekly rows of the branch's reps, and of each unit on the branch row's
     path (itself, its region, HQ), are summed here and written by one statement. Rows go
     in key order, so two transactions adding to the same rows (pushes of branches of one
-    region, a push and an approval) lock them in the same order and never deadlock.
+    region, a push and an approval) lock them in the same order and never deadlock. The
+    unit weeks are the main statement, which PostgreSQL runs before the WITH parts: the
+    stripe compaction (``services.compaction``) takes a unit's weeks before its days too.
     """
     if not totals:
         return

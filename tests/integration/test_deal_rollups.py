@@ -205,3 +205,78 @@ def test_compaction_folds_settled_stripes_and_keeps_every_sum(app, client, compa
         compact_unit_rollups(today)
     assert _unit_sums(app) == after_push
     assert _stripes(app, today - timedelta(days=2)) == 0
+
+
+def test_compaction_and_a_push_to_the_same_unit_rows_do_not_deadlock(app, client, company):
+    # A push writes a unit's weekly rows, then its daily ones, in one statement. The
+    # compaction here starts while a push holds the first weekly row it writes, and must
+    # wait there holding no daily row the push goes on to write.
+    import threading
+    import time
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from hq_server.metrics.weeks import week_of
+    from hq_server.models import OrgUnit, Rep
+    from hq_server.models.rollups import STRIPES
+    from hq_server.services.ingest import upsert_rollups
+
+    start = datetime(2026, 11, 2, 2, tzinfo=UTC)
+    call = EventMaker("SH01-001", start=start).make("call.logged", {"connected": True})
+    assert push(client, company.agent("SH01"), [call]).status_code == 200
+    day = _day(datetime.fromisoformat(call["occurred_at"]))
+    with app.app_context():
+        branch = db.session.scalar(db.select(OrgUnit).where(OrgUnit.code == "SH01"))
+        rep_id = db.session.scalar(db.select(Rep.id).where(Rep.code == "SH01-001"))
+        upper = sorted(int(u) for u in branch.path.strip("/").split("/") if int(u) != branch.id)
+        db.session.expunge(branch)
+    errors: list[BaseException] = []
+
+    def compact() -> None:
+        try:
+            with app.app_context():
+                compact_unit_rollups(date(2026, 11, 20))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    with app.app_context(), db.engine.connect() as held:
+        # The push's first upper-unit weekly row: the lowest key it writes there.
+        held.execute(
+            text(
+                "SELECT 1 FROM weekly_unit_rollups WHERE unit_id = :u AND week = :w "
+                "AND metric = 'calls' AND stripe = :s FOR UPDATE"
+            ),
+            {"u": upper[0], "w": week_of(day), "s": branch.id % STRIPES},
+        ).one()
+        compaction = threading.Thread(target=compact)
+        compaction.start()
+
+        def waiting() -> int:  # backends of this database waiting for a lock, now
+            held.execute(text("SELECT pg_stat_clear_snapshot()"))  # else one per transaction
+            return held.execute(
+                text(
+                    "SELECT count(DISTINCT l.pid) FROM pg_locks l JOIN pg_stat_activity a "
+                    "ON a.pid = l.pid WHERE NOT l.granted AND a.datname = current_database()"
+                )
+            ).scalar()
+
+        deadline = time.monotonic() + 10
+        while waiting() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert waiting() == 1, "the compaction never waited"
+        try:
+            upsert_rollups(held, branch, {(rep_id, day, "calls"): Decimal(1)})
+            held.commit()
+        except Exception as exc:
+            errors.append(exc)
+        compaction.join(30)
+    assert errors == []
+    with app.app_context():
+        calls = db.session.execute(
+            text(
+                "SELECT x.unit_id, sum(x.value), count(*) FROM unit_rollups x "
+                "WHERE x.unit_id = ANY(:u) AND x.day = :d AND x.metric = 'calls' GROUP BY 1"
+            ),
+            {"u": upper, "d": day},
+        ).all()
+    assert sorted(calls) == [(u, 2, 1) for u in upper]  # both calls, folded into one row

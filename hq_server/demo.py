@@ -119,9 +119,9 @@ def demo(
     except KeyboardInterrupt:
         pass
     finally:
+        # Agents first, each gone before the next stops: none pushes to a stopped server.
         for child in reversed(children):
             child.terminate()
-        for child in children:
             try:
                 child.wait(20)
             except subprocess.TimeoutExpired:

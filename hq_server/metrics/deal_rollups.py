@@ -97,7 +97,6 @@ _STEPS = tuple(
     for i in range(len(FUNNEL) - 1)
 )
 _CYCLE_BUCKETS = tuple(cycle_bucket(b) for b in range(len(EDGES)))
-_OPEN_AT: dict[str, str] = {}  # stage -> its open-deal counter, filled as stages are seen
 _ONE = Decimal(1)
 _DAY_SECONDS = 86400
 
@@ -140,9 +139,7 @@ def contributions(state: dict, tz) -> dict[tuple, Decimal]:
             bucket = _CYCLE_BUCKETS[bucket_of(float(seconds) / _DAY_SECONDS)]
             out[(rep, closed_day, bucket)] = one
     elif status == "open" and state["stage"] is not None:
-        stage = state["stage"]
-        metric = _OPEN_AT.get(stage) or _OPEN_AT.setdefault(stage, open_at(stage))
-        out[(rep, CURRENT_DAY, metric)] = one
+        out[(rep, CURRENT_DAY, open_at(state["stage"]))] = one
         if "visit" in times:
             out[(rep, CURRENT_DAY, OPEN_QUALIFIED)] = one
     return {key: value for key, value in out.items() if value}  # a zero adds no row

@@ -51,6 +51,11 @@ class OrgUnit(db.Model):
     def is_active(self) -> bool:
         return self.active_to is None
 
+    @property
+    def path_ids(self) -> list[int]:
+        """The row ids on ``path``, from HQ down to this row."""
+        return [int(i) for i in self.path.strip("/").split("/")]
+
     def __repr__(self) -> str:
         return f"<OrgUnit {self.code} {self.path}>"
 

@@ -438,7 +438,7 @@ def upsert_rollups(conn, branch: OrgUnit, totals: dict[tuple, Decimal]) -> None:
                 for (week, metric), value in by_week.items()
             ]
         ),
-        "unit_ids": [int(u) for u in branch.path.strip("/").split("/")],
+        "unit_ids": branch.path_ids,
         "stripe": b % STRIPES,
     }
     conn.execute(_UPSERT_ROLLUPS, params)

@@ -59,7 +59,7 @@ def scan_timers(now: datetime | None = None) -> dict[str, int]:
 
 def lineage(branch: OrgUnit) -> list[str]:
     """Return the codes from ``branch`` up to HQ (the order calendars are looked up in)."""
-    ids = [int(i) for i in branch.path.strip("/").split("/")]
+    ids = branch.path_ids
     codes = dict(
         db.session.execute(select(OrgUnit.id, OrgUnit.code).where(OrgUnit.id.in_(ids))).all()
     )

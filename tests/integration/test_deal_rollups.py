@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import random
 import statistics
+import threading
+import time
 from collections import Counter
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
@@ -20,7 +23,11 @@ from sqlalchemy import text
 
 from hq_server.extensions import db
 from hq_server.metrics import deal_rollups as dr
+from hq_server.metrics.weeks import week_of
+from hq_server.models import OrgUnit, Rep
+from hq_server.models.rollups import STRIPES
 from hq_server.services.compaction import compact_unit_rollups
+from hq_server.services.ingest import upsert_rollups
 from tests.conftest import reset_tables
 from tests.factories import Company, EventMaker, push
 from tests.integration.test_rebuild import event_streams
@@ -46,8 +53,6 @@ def _day(moment) -> date:
 
 def _expected(deals: list[dict], start: date, end: date) -> dict:
     """The funnel's figures by hand: counted deals are those whose opening arrived."""
-    from datetime import datetime
-
     counted = [d for d in deals if d["rep"] and d["opened_at"]]
     cohort = [d for d in counted if start <= _day(d["opened_at"]) <= end]
     closed = [d for d in counted if d["closed_at"] and start <= _day(d["closed_at"]) <= end]
@@ -179,8 +184,6 @@ def _stripes(app, before: date) -> int:
 
 
 def test_compaction_folds_settled_stripes_and_keeps_every_sum(app, client, company):
-    from datetime import UTC, datetime
-
     start = datetime(2026, 11, 2, 2, tzinfo=UTC)
     for branch in ("SH01", "HZ01", "CD01"):
         events = EventMaker(f"{branch}-001", start=start)
@@ -211,16 +214,6 @@ def test_compaction_and_a_push_to_the_same_unit_rows_do_not_deadlock(app, client
     # A push writes a unit's weekly rows, then its daily ones, in one statement. The
     # compaction here starts while a push holds the first weekly row it writes, and must
     # wait there holding no daily row the push goes on to write.
-    import threading
-    import time
-    from datetime import UTC, datetime
-    from decimal import Decimal
-
-    from hq_server.metrics.weeks import week_of
-    from hq_server.models import OrgUnit, Rep
-    from hq_server.models.rollups import STRIPES
-    from hq_server.services.ingest import upsert_rollups
-
     start = datetime(2026, 11, 2, 2, tzinfo=UTC)
     call = EventMaker("SH01-001", start=start).make("call.logged", {"connected": True})
     assert push(client, company.agent("SH01"), [call]).status_code == 200
@@ -228,7 +221,7 @@ def test_compaction_and_a_push_to_the_same_unit_rows_do_not_deadlock(app, client
     with app.app_context():
         branch = db.session.scalar(db.select(OrgUnit).where(OrgUnit.code == "SH01"))
         rep_id = db.session.scalar(db.select(Rep.id).where(Rep.code == "SH01-001"))
-        upper = sorted(int(u) for u in branch.path.strip("/").split("/") if int(u) != branch.id)
+        upper = sorted(u for u in branch.path_ids if u != branch.id)
         db.session.expunge(branch)
     errors: list[BaseException] = []
 

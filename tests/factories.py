@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
 
 # region -> branch -> reps
 LAYOUT = {
@@ -128,3 +131,21 @@ def push(
         body = gzip.compress(body)
         headers["Content-Encoding"] = "gzip"
     return client.post(f"/api/v1/sync/push{query}", data=body, headers=headers)
+
+
+def lock_waiters(conn) -> int:
+    """Return how many backends of this database wait for a lock now."""
+    conn.execute(text("SELECT pg_stat_clear_snapshot()"))  # else one reading per transaction
+    return conn.execute(
+        text(
+            "SELECT count(DISTINCT l.pid) FROM pg_locks l JOIN pg_stat_activity a "
+            "ON a.pid = l.pid WHERE NOT l.granted AND a.datname = current_database()"
+        )
+    ).scalar()
+
+
+def wait_until(condition, seconds: float = 10) -> None:
+    """Poll ``condition`` until it holds or ``seconds`` pass (the caller asserts)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)

@@ -385,11 +385,16 @@ def add_rollups(
     conn, branch: OrgUnit, events: list[dict], deal_totals: dict[tuple, Decimal] | None = None
 ) -> None:
     """Add the events' increments (and the deals' changes) to the branch's daily rollups."""
-    tz = ZoneInfo(branch.timezone)
     totals: dict[tuple, Decimal] = dict(deal_totals or {})
+    count_events(branch, events, totals)
+    upsert_rollups(conn, branch, totals)
+
+
+def count_events(branch: OrgUnit, events: list[dict], totals: dict[tuple, Decimal]) -> None:
+    """Add the events' increments to ``{(rep_id, local day, metric): value}``."""
+    tz = ZoneInfo(branch.timezone)
     for ev in events:
         rollups.add_into(totals, (ev["rep_id"], ev["occurred_at"].astimezone(tz).date()), ev)
-    upsert_rollups(conn, branch, totals)
 
 
 def upsert_rollups(conn, branch: OrgUnit, totals: dict[tuple, Decimal]) -> None:
@@ -480,30 +485,6 @@ _UPSERT_ROLLUPS = text(
     "ON CONFLICT (unit_id, week, metric, stripe) "
     "DO UPDATE SET value = weekly_unit_rollups.value + EXCLUDED.value"
 )
-
-
-def add_to_units(conn, source: str, params: dict) -> None:
-    """Add ``source``'s (unit_id, day, metric, stripe, value) rows to the unit rollups.
-
-    Both the daily rows (``unit_rollups``) and their weeks (``weekly_unit_rollups``).
-    Rows go in key order, so two pushes adding to the same region or HQ rows lock them
-    in the same order and never deadlock.
-    """
-    conn.execute(
-        text(
-            f"WITH s (unit_id, day, metric, stripe, value) AS ({source}), d AS ("
-            "INSERT INTO unit_rollups (unit_id, day, metric, stripe, value) "
-            "SELECT * FROM s ORDER BY 1, 2, 3, 4 "
-            "ON CONFLICT (unit_id, day, metric, stripe) "
-            "DO UPDATE SET value = unit_rollups.value + EXCLUDED.value) "
-            "INSERT INTO weekly_unit_rollups (unit_id, week, metric, stripe, value) "
-            f"SELECT s.unit_id, {WEEK_OF.format('s.day')}, s.metric, s.stripe, sum(s.value) "
-            "FROM s WHERE s.day <> :now GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 "
-            "ON CONFLICT (unit_id, week, metric, stripe) "
-            "DO UPDATE SET value = weekly_unit_rollups.value + EXCLUDED.value"
-        ),
-        {"stripes": STRIPES, "now": CURRENT_DAY, **params},
-    )
 
 
 def _arrived_seqs(raw_events: list) -> list[int]:

@@ -1,64 +1,100 @@
-"""Recompute the deal projection and the rollups from the event log (the repair path)."""
+"""Recompute the deal projection and the rollups from the event log (the repair path).
+
+A branch's rebuild replays its counted events into fresh deal states and fresh totals,
+then adds the difference from the stored totals to the rollups with the statement a push
+uses: the branch's rows end as the replay says, its region's and HQ's rows move by the
+same difference. That statement takes the shared rows (a region's or HQ's, on the
+branch's stripe) in the order every push takes them, and nothing else of the rebuild
+locks them: writing them chunk by chunk would hold some while waiting for others, and a
+push of another branch on the same stripe could hold those while waiting for these.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from decimal import Decimal
 
 from sqlalchemy import select, text
 
 from hq_server.extensions import db
+from hq_server.metrics.deal_rollups import CURRENT_DAY
+from hq_server.metrics.weeks import WEEK_OF
 from hq_server.models import OrgUnit
-from hq_server.services.ingest import add_rollups, add_to_units, apply_to_projection
-from hq_server.services.scope import units_on_path
+from hq_server.services.ingest import apply_to_projection, count_events, upsert_rollups
 from shared.events import load_event
 
 log = logging.getLogger(__name__)
-CHUNK = 5000
-_UNIT_REMOVAL = (
-    "SELECT CAST(a AS integer), r.day, r.metric, r.branch_id % :stripes, -sum(r.value) "
-    "FROM daily_rollups r JOIN org_units b ON b.id = r.branch_id "
-    f"{units_on_path('b')} "
-    "WHERE r.branch_id = :b AND r.metric NOT LIKE 'rule\\_%' GROUP BY 1, 2, 3, 4"
+CHUNK = 5000  # events read and replayed at a time
+
+# Compliance counts (rule_*) come from the judgement at ingest, not from replay: a
+# rebuild leaves them as they are.
+_REPLAYED = "metric NOT LIKE 'rule\\_%'"
+_STORED = text(
+    f"SELECT rep_id, day, metric, value FROM daily_rollups WHERE branch_id = :b AND {_REPLAYED}"
+)
+_EVENTS = text(
+    "SELECT id, rep_id, payload, (SELECT id FROM reps r WHERE r.code = "
+    "payload->'data'->>'to_rep') AS to_rep_id FROM events WHERE branch_id = :b "
+    "AND status = 'counted' AND (CAST(:last AS uuid) IS NULL OR id > :last) ORDER BY id LIMIT :n"
+)
+# The branch's own weeks, each the sum of its days.
+_WEEKS = (
+    text(f"DELETE FROM weekly_rollups WHERE branch_id = :b AND {_REPLAYED}"),
+    text(
+        "INSERT INTO weekly_rollups (branch_id, week, rep_id, metric, value) "
+        f"SELECT branch_id, {WEEK_OF.format('day')}, rep_id, metric, sum(value) "
+        f"FROM daily_rollups WHERE branch_id = :b AND day <> :current AND {_REPLAYED} "
+        "GROUP BY 1, 2, 3, 4 HAVING sum(value) <> 0"
+    ),
 )
 
 
-def rebuild_branch(code: str) -> int:
+def rebuild_branch(code: str, *, chunk: int = CHUNK) -> int:
     """Rebuild every row version of branch ``code``; return the events replayed (caller commits)."""
     conn = db.session.connection()
+    # The branch's pushes wait meanwhile: nothing it sends is counted twice or missed.
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"branch:{code}"})
     rows = list(
         db.session.scalars(select(OrgUnit).where(OrgUnit.code == code, OrgUnit.kind == "branch"))
     )
     replayed = 0
     for branch in rows:
-        # Compliance counts (rule_*) come from the judgement at ingest, not from replay.
-        # Take the branch's replayable totals out of its units, then out of its rows.
-        add_to_units(conn, _UNIT_REMOVAL, {"b": branch.id})
-        for table in ("daily_rollups", "weekly_rollups"):
-            conn.execute(
-                text(f"DELETE FROM {table} WHERE branch_id = :b AND metric NOT LIKE 'rule\\_%'"),
-                {"b": branch.id},
-            )
-        conn.execute(text("DELETE FROM deals WHERE branch_id = :b"), {"b": branch.id})
-        last_id = None
-        while True:
-            batch = conn.execute(
-                text(
-                    "SELECT id, rep_id, payload, (SELECT id FROM reps r WHERE r.code = "
-                    "payload->'data'->>'to_rep') AS to_rep_id FROM events WHERE branch_id = :b "
-                    "AND status = 'counted' "
-                    "AND (CAST(:last AS uuid) IS NULL OR id > :last) ORDER BY id LIMIT :n"
-                ),
-                {"b": branch.id, "last": last_id, "n": CHUNK},
-            ).all()
-            if not batch:
-                break
-            events = [replayable(row) for row in batch]
-            add_rollups(conn, branch, events, apply_to_projection(conn, branch, events))
+        params = {"b": branch.id}
+        stored = {(r.rep_id, r.day, r.metric): r.value for r in conn.execute(_STORED, params)}
+        conn.execute(text("DELETE FROM deals WHERE branch_id = :b"), params)
+        totals: dict[tuple, Decimal] = {}
+        for events in _counted_events(conn, branch.id, chunk):
+            for key, value in apply_to_projection(conn, branch, events).items():
+                totals[key] = totals.get(key, Decimal(0)) + value
+            count_events(branch, events, totals)
             replayed += len(events)
-            last_id = batch[-1].id
+        upsert_rollups(conn, branch, difference(totals, stored))
+        for statement in _WEEKS:
+            conn.execute(statement, {**params, "current": CURRENT_DAY})
     log.info("rebuilt branch %s from %d events", code, replayed)
     return replayed
+
+
+def _counted_events(conn, branch_id: int, chunk: int) -> Iterator[list[dict]]:
+    """Yield the branch's counted events, loaded, ``chunk`` at a time in id order."""
+    last_id = None
+    while True:
+        batch = conn.execute(_EVENTS, {"b": branch_id, "last": last_id, "n": chunk}).all()
+        if not batch:
+            return
+        yield [replayable(row) for row in batch]
+        last_id = batch[-1].id
+
+
+def difference(totals: dict[tuple, Decimal], stored: dict[tuple, Decimal]) -> dict:
+    """Return what turns ``stored`` into ``totals``, key by key, without the zeros."""
+    out = {}
+    for key in totals.keys() | stored.keys():
+        value = totals.get(key, Decimal(0)) - stored.get(key, Decimal(0))
+        if value:
+            out[key] = value
+    return out
 
 
 def replayable(row) -> dict:

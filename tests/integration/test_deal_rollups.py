@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 import statistics
 import threading
-import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -29,7 +28,7 @@ from hq_server.models.rollups import STRIPES
 from hq_server.services.compaction import compact_unit_rollups
 from hq_server.services.ingest import upsert_rollups
 from tests.conftest import reset_tables
-from tests.factories import Company, EventMaker, push
+from tests.factories import Company, EventMaker, lock_waiters, push, wait_until
 from tests.integration.test_rebuild import event_streams
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -244,19 +243,8 @@ def test_compaction_and_a_push_to_the_same_unit_rows_do_not_deadlock(app, client
         compaction = threading.Thread(target=compact)
         compaction.start()
 
-        def waiting() -> int:  # backends of this database waiting for a lock, now
-            held.execute(text("SELECT pg_stat_clear_snapshot()"))  # else one per transaction
-            return held.execute(
-                text(
-                    "SELECT count(DISTINCT l.pid) FROM pg_locks l JOIN pg_stat_activity a "
-                    "ON a.pid = l.pid WHERE NOT l.granted AND a.datname = current_database()"
-                )
-            ).scalar()
-
-        deadline = time.monotonic() + 10
-        while waiting() == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert waiting() == 1, "the compaction never waited"
+        wait_until(lambda: lock_waiters(held) == 1)
+        assert lock_waiters(held) == 1, "the compaction never waited"
         try:
             upsert_rollups(held, branch, {(rep_id, day, "calls"): Decimal(1)})
             held.commit()

@@ -8,8 +8,10 @@ RQ on Redis, a worker) and must reproduce the same deals and rollups.
 from __future__ import annotations
 
 import random
+import threading
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,8 +21,13 @@ from sqlalchemy import text
 
 from hq_server.extensions import db
 from hq_server.jobs.outbox import add_job, relay
+from hq_server.models import OrgUnit, Rep
+from hq_server.models.rollups import STRIPES
+from hq_server.services.ingest import upsert_rollups
+from hq_server.services.org import import_org
+from hq_server.services.rebuild import rebuild_branch
 from tests.conftest import reset_tables
-from tests.factories import Company, push
+from tests.factories import Company, EventMaker, lock_waiters, push, wait_until
 
 REPS = ("SH01-001", "SH01-002")
 START = datetime(2026, 11, 2, tzinfo=UTC)
@@ -170,3 +177,139 @@ def test_incremental_rollups_equal_a_rebuild(app, queue, stream, seed):
         # Every weekly row is the sum of its week's daily rows.
         assert rebuilt["weeks"] == _weeks(db.session.connection(), "daily_rollups")
         assert rebuilt["unit_weeks"] == _weeks(db.session.connection(), "unit_rollups")
+
+
+def _branch(code: str) -> OrgUnit:
+    branch = db.session.scalar(db.select(OrgUnit).where(OrgUnit.code == code))
+    db.session.expunge(branch)
+    return branch
+
+
+def _rep_id(code: str) -> int:
+    return db.session.scalar(db.select(Rep.id).where(Rep.code == code))
+
+
+def test_a_rebuild_repairs_drift_in_deals_and_rollups(app, client, company):
+    maker = EventMaker("SH01-001", start=datetime(2026, 11, 2, 1, tzinfo=UTC))
+    deal = str(uuid.uuid4())
+    sh01 = [
+        maker.deal_opened(deal, 5000),
+        maker.make("visit.logged", {"decision_maker_met": True}, deal=deal),
+        maker.make("call.logged", {"connected": True}, at=datetime(2026, 11, 10, 2, tzinfo=UTC)),
+        maker.make("deal.stage_changed", {"to": "quote"}, deal=deal),
+    ]
+    hz01 = [EventMaker("HZ01-001").make("call.logged", {"connected": False})]
+    assert push(client, company.agent("SH01"), sh01).status_code == 200
+    assert push(client, company.agent("HZ01"), hz01).status_code == 200
+    with app.app_context():
+        conn = db.session.connection()
+        before = _state(conn)
+        branch, rep = _branch("SH01"), _rep_id("SH01-001")
+        # Drift as a faulty release would leave it, at every level alike: a count that
+        # never happened, a day's visits gone, and a deal in the wrong stage.
+        upsert_rollups(conn, branch, {(rep, date(2026, 11, 4), "calls"): Decimal(3)})
+        visits = conn.execute(
+            text(
+                "SELECT day, metric, value FROM daily_rollups WHERE branch_id = :b "
+                "AND metric LIKE 'visits%'"
+            ),
+            {"b": branch.id},
+        ).all()
+        assert visits
+        upsert_rollups(conn, branch, {(rep, day, metric): -value for day, metric, value in visits})
+        conn.execute(text("UPDATE deals SET stage = 'won', amount = 1 WHERE id = :d"), {"d": deal})
+        db.session.commit()
+        assert _state(db.session.connection()) != before
+        assert rebuild_branch("SH01") == len(sh01)
+        db.session.commit()
+        after = _state(db.session.connection())
+        assert after == before
+        assert after["units"] == _units(db.session.connection(), "daily_rollups")
+
+
+def _same_stripe_branch(app, region: str, like: OrgUnit) -> tuple[OrgUnit, int]:
+    """Add branches to ``region`` until one shares ``like``'s stripe; return it and its rep."""
+    with app.app_context():
+        for n in range(STRIPES):
+            code = f"ST{n:02d}"
+            row = {"region_code": region, "region_name": region.title()}
+            row |= {"branch_code": code, "branch_name": code, "rep_code": f"{code}-001"}
+            import_org([{**row, "rep_name": code}], "Asia/Shanghai")
+            db.session.commit()
+            branch = _branch(code)
+            if branch.id % STRIPES == like.id % STRIPES:
+                return branch, _rep_id(f"{code}-001")
+    raise AssertionError("no branch on the same stripe")
+
+
+def test_a_rebuild_and_a_push_on_the_same_stripe_do_not_deadlock(app, client, company):
+    # SH01's rollups lost a week (drift the rebuild repairs). Another branch of its region,
+    # on its stripe, pushes to that week and a later one, which adds to the same region and
+    # HQ rows as SH01. The push starts while the rebuild waits on a deal row, and commits
+    # once the rebuild waits on it: the rebuild must not hold a row the push goes on to take.
+    maker = EventMaker("SH01-001")
+    early, late = datetime(2026, 11, 3, 2, tzinfo=UTC), datetime(2026, 11, 11, 2, tzinfo=UTC)
+    events = [
+        maker.make("call.logged", {"connected": True}, at=early),
+        maker.make("call.logged", {"connected": True}, at=late),
+        maker.deal_opened(at=late),
+    ]
+    assert push(client, company.agent("SH01"), events).status_code == 200
+    with app.app_context():
+        sh01, rep = _branch("SH01"), _rep_id("SH01-001")
+    other, other_rep = _same_stripe_branch(app, "EAST", sh01)
+    early_day, late_day = early.date(), late.date()  # 10:00 in Shanghai: the same day
+    with app.app_context():
+        conn = db.session.connection()
+        lost = conn.execute(
+            text("SELECT metric, value FROM daily_rollups WHERE branch_id = :b AND day = :d"),
+            {"b": sh01.id, "d": early_day},
+        ).all()
+        upsert_rollups(conn, sh01, {(rep, early_day, m): -v for m, v in lost})
+        db.session.commit()
+    errors: list[BaseException] = []
+    pushed, commit = threading.Event(), threading.Event()
+
+    def rebuild() -> None:
+        try:
+            with app.app_context():
+                rebuild_branch("SH01")
+                db.session.commit()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def other_push() -> None:
+        try:
+            with app.app_context(), db.engine.connect() as conn:
+                totals = {(other_rep, day, "calls"): Decimal(1) for day in (early_day, late_day)}
+                upsert_rollups(conn, other, totals)
+                pushed.set()
+                commit.wait(30)
+                conn.commit()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    with app.app_context(), db.engine.connect() as held:
+        held.execute(text("SELECT 1 FROM deals WHERE branch_id = :b FOR UPDATE"), {"b": sh01.id})
+        threads = [threading.Thread(target=rebuild), threading.Thread(target=other_push)]
+        threads[0].start()
+        wait_until(lambda: lock_waiters(held) == 1)
+        assert lock_waiters(held) == 1, "the rebuild never waited for the deal row"
+        threads[1].start()
+        wait_until(lambda: pushed.is_set() or lock_waiters(held) == 2)
+        held.rollback()  # the rebuild goes on
+        wait_until(lambda: lock_waiters(held) >= 1 or not threads[0].is_alive())
+        commit.set()
+        for thread in threads:
+            thread.join(30)
+    assert errors == []
+    with app.app_context():
+        calls = db.session.execute(
+            text(
+                "SELECT unit_id, day, sum(value) FROM unit_rollups WHERE metric = 'calls' "
+                "AND unit_id = ANY(:u) GROUP BY 1, 2 ORDER BY 1, 2"
+            ),
+            {"u": [u for u in sh01.path_ids if u != sh01.id]},
+        ).all()
+    upper = sorted(u for u in sh01.path_ids if u != sh01.id)
+    assert calls == [(u, d, 2) for u in upper for d in (early_day, late_day)]

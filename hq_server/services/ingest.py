@@ -94,9 +94,7 @@ def push_batch(
     results: list[dict | None] = [None] * len(raw_events)
     candidates = _validate(raw_events, results, now + future_skew)
     conn = db.session.connection()
-    # One push per branch at a time: seq tracking and the projection stay simple
-    # and other branches' pushes run in parallel.
-    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"branch:{branch.code}"})
+    lock_branch(conn, branch.code)
     owned = _check_ownership(conn, branch, candidates, results)
     if dry_run:  # nothing is stored: look the ids up
         stored = _answer_stored(conn, owned, results)
@@ -122,6 +120,16 @@ def push_batch(
     for r in results:
         counts[r["status"]] += 1
     return PushOutcome(results=results, dry_run=dry_run, counts=counts)
+
+
+def lock_branch(conn, code: str) -> None:
+    """Wait for the branch's write lock and hold it to the end of the transaction.
+
+    Pushes, approvals and rebuilds of a branch each read what is stored of it (its
+    streams' seqs, its deals, its rollups) and write it back: they go one at a time,
+    while other branches' run in parallel.
+    """
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"branch:{code}"})
 
 
 def _validate(raw_events: list, results: list, latest: datetime) -> list[_Candidate]:

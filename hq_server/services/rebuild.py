@@ -21,7 +21,12 @@ from hq_server.extensions import db
 from hq_server.metrics.deal_rollups import CURRENT_DAY
 from hq_server.metrics.weeks import WEEK_OF
 from hq_server.models import OrgUnit
-from hq_server.services.ingest import apply_to_projection, count_events, upsert_rollups
+from hq_server.services.ingest import (
+    apply_to_projection,
+    count_events,
+    lock_branch,
+    upsert_rollups,
+)
 from shared.events import load_event
 
 log = logging.getLogger(__name__)
@@ -53,8 +58,8 @@ _WEEKS = (
 def rebuild_branch(code: str, *, chunk: int = CHUNK) -> int:
     """Rebuild every row version of branch ``code``; return the events replayed (caller commits)."""
     conn = db.session.connection()
-    # The branch's pushes wait meanwhile: nothing it sends is counted twice or missed.
-    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"branch:{code}"})
+    # The branch's pushes and approvals wait meanwhile: nothing is counted twice or missed.
+    lock_branch(conn, code)
     rows = list(
         db.session.scalars(select(OrgUnit).where(OrgUnit.code == code, OrgUnit.kind == "branch"))
     )

@@ -8,7 +8,7 @@ from sqlalchemy import select, text
 
 from hq_server.extensions import db
 from hq_server.models import Approval, Event, OrgUnit, Violation
-from hq_server.services.ingest import add_rollups, apply_to_projection
+from hq_server.services.ingest import add_rollups, apply_to_projection, lock_branch
 from hq_server.services.rebuild import replayable
 from hq_server.services.scope import OutOfScope, Principal, branch_ids_under
 
@@ -196,6 +196,8 @@ def decide(principal: Principal, approval_id: int, approve: bool, note: str, by:
     approval.status = "approved" if approve else "refused"
     approval.decided_by, approval.decided_at, approval.note = by, now, note
     conn = db.session.connection()
+    branch = db.session.get(OrgUnit, approval.branch_id)
+    lock_branch(conn, branch.code)  # not while a push or a rebuild of the branch runs
     row = conn.execute(
         text(
             "UPDATE events SET status = :s WHERE id = :i AND status = 'pending' "
@@ -205,7 +207,6 @@ def decide(principal: Principal, approval_id: int, approve: bool, note: str, by:
         {"s": "counted" if approve else "refused", "i": approval.event_id},
     ).one_or_none()
     if approve and row is not None:
-        branch = db.session.get(OrgUnit, approval.branch_id)
         event = replayable(row)
         add_rollups(conn, branch, [event], apply_to_projection(conn, branch, [event], at=now))
     conn.execute(

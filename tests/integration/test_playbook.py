@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from hq_server.extensions import db
-from tests.factories import EventMaker, push
+from tests.factories import EventMaker, lock_waiters, push, wait_until
 
 DEFAULT = (Path(__file__).resolve().parents[2] / "config" / "playbook.default.yaml").read_text()
 QUOTE_RULE = "quote-needs-decision-maker-visit"
@@ -277,6 +278,69 @@ def test_a_rebuild_keeps_compliance_counts_and_pending_events_out(app, client, c
         rebuild_branch("SH01")
         db.session.commit()
     assert snapshot() == before == (before[0], "open", 0) and before[0] > 0
+
+
+def test_an_approval_waits_for_a_rebuild_of_its_branch(app, client, company, maker):
+    # A rebuild replaces the branch's deals; an approval that went on meanwhile would
+    # fold its event into a deal the rebuild had just taken away.
+    from hq_server.services.rebuild import rebuild_branch
+    from tests.integration.test_rebuild import _state
+
+    deal = str(uuid.uuid4())
+    opened = [
+        maker.deal_opened(deal),
+        maker.make("visit.logged", {"decision_maker_met": True}, deal=deal),
+    ]
+    assert push(client, company.agent("SH01"), opened).status_code == 200
+    quote = maker.make(
+        "quote.issued", {"amount": 900, "currency": "CNY", "discount_pct": 20}, deal=deal
+    )
+    assert push(client, company.agent("SH01"), [quote]).get_json()["results"][0]["pending"]
+    pending = client.get("/api/v1/approvals", headers=company.user("region_manager")).get_json()
+    approval_id = pending["approvals"][0]["id"]
+    errors: list[BaseException] = []
+    answers: list[int] = []
+
+    def rebuild() -> None:
+        try:
+            with app.app_context():
+                rebuild_branch("SH01")
+                db.session.commit()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def approve() -> None:
+        answer = app.test_client().post(
+            f"/api/v1/approvals/{approval_id}",
+            json={"decision": "approve"},
+            headers=company.user("region_manager"),
+        )
+        answers.append(answer.status_code)
+
+    with app.app_context(), db.engine.connect() as held:
+        held.execute(text("SELECT 1 FROM deals WHERE id = :d FOR UPDATE"), {"d": deal})
+        threads = [threading.Thread(target=rebuild), threading.Thread(target=approve)]
+        threads[0].start()
+        wait_until(lambda: lock_waiters(held) == 1)
+        assert lock_waiters(held) == 1, "the rebuild never waited for the deal row"
+        threads[1].start()
+        wait_until(lambda: lock_waiters(held) == 2)
+        assert lock_waiters(held) == 2, "the approval never waited"
+        held.rollback()
+        for thread in threads:
+            thread.join(30)
+    assert errors == [] and answers == [200]
+    assert _scalar(
+        app,
+        "SELECT reached_at ? 'quote' AND opened_at IS NOT NULL AND event_count = 3 "
+        "FROM deals WHERE id = :d",
+        d=deal,
+    )
+    with app.app_context():
+        approved = _state(db.session.connection())
+        rebuild_branch("SH01")
+        db.session.commit()
+        assert _state(db.session.connection()) == approved
 
 
 def test_the_rules_read_each_event_of_a_deal_once(app, client, company, maker):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -149,3 +150,21 @@ def wait_until(condition, seconds: float = 10) -> None:
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def app_thread(app, errors: list, fn, *args) -> threading.Thread:
+    """Return a thread running ``fn(*args)`` in an app context, then committing.
+
+    What it raises goes into ``errors``, for the test to assert on.
+    """
+    from hq_server.extensions import db
+
+    def run() -> None:
+        try:
+            with app.app_context():
+                fn(*args)
+                db.session.commit()
+        except BaseException as exc:  # the test reports it
+            errors.append(exc)
+
+    return threading.Thread(target=run)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import statistics
-import threading
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -28,7 +27,7 @@ from hq_server.models.rollups import STRIPES
 from hq_server.services.compaction import compact_unit_rollups
 from hq_server.services.ingest import upsert_rollups
 from tests.conftest import reset_tables
-from tests.factories import Company, EventMaker, lock_waiters, push, wait_until
+from tests.factories import Company, EventMaker, app_thread, lock_waiters, push, wait_until
 from tests.integration.test_rebuild import event_streams
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -224,13 +223,6 @@ def test_compaction_and_a_push_to_the_same_unit_rows_do_not_deadlock(app, client
         db.session.expunge(branch)
     errors: list[BaseException] = []
 
-    def compact() -> None:
-        try:
-            with app.app_context():
-                compact_unit_rollups(date(2026, 11, 20))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
     with app.app_context(), db.engine.connect() as held:
         # The push's first upper-unit weekly row: the lowest key it writes there.
         held.execute(
@@ -240,7 +232,7 @@ def test_compaction_and_a_push_to_the_same_unit_rows_do_not_deadlock(app, client
             ),
             {"u": upper[0], "w": week_of(day), "s": branch.id % STRIPES},
         ).one()
-        compaction = threading.Thread(target=compact)
+        compaction = app_thread(app, errors, compact_unit_rollups, date(2026, 11, 20))
         compaction.start()
 
         wait_until(lambda: lock_waiters(held) == 1)

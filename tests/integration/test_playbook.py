@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from hq_server.extensions import db
-from tests.factories import EventMaker, lock_waiters, push, wait_until
+from tests.factories import EventMaker, app_thread, lock_waiters, push, wait_until
 
 DEFAULT = (Path(__file__).resolve().parents[2] / "config" / "playbook.default.yaml").read_text()
 QUOTE_RULE = "quote-needs-decision-maker-visit"
@@ -301,14 +301,6 @@ def test_an_approval_waits_for_a_rebuild_of_its_branch(app, client, company, mak
     errors: list[BaseException] = []
     answers: list[int] = []
 
-    def rebuild() -> None:
-        try:
-            with app.app_context():
-                rebuild_branch("SH01")
-                db.session.commit()
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
     def approve() -> None:
         answer = app.test_client().post(
             f"/api/v1/approvals/{approval_id}",
@@ -319,7 +311,10 @@ def test_an_approval_waits_for_a_rebuild_of_its_branch(app, client, company, mak
 
     with app.app_context(), db.engine.connect() as held:
         held.execute(text("SELECT 1 FROM deals WHERE id = :d FOR UPDATE"), {"d": deal})
-        threads = [threading.Thread(target=rebuild), threading.Thread(target=approve)]
+        threads = [
+            app_thread(app, errors, rebuild_branch, "SH01"),
+            threading.Thread(target=approve),
+        ]
         threads[0].start()
         wait_until(lambda: lock_waiters(held) == 1)
         assert lock_waiters(held) == 1, "the rebuild never waited for the deal row"

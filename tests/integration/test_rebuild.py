@@ -27,7 +27,7 @@ from hq_server.services.ingest import upsert_rollups
 from hq_server.services.org import import_org
 from hq_server.services.rebuild import rebuild_branch
 from tests.conftest import reset_tables
-from tests.factories import Company, EventMaker, lock_waiters, push, wait_until
+from tests.factories import Company, EventMaker, app_thread, lock_waiters, push, wait_until
 
 REPS = ("SH01-001", "SH01-002")
 START = datetime(2026, 11, 2, tzinfo=UTC)
@@ -270,14 +270,6 @@ def test_a_rebuild_and_a_push_on_the_same_stripe_do_not_deadlock(app, client, co
     errors: list[BaseException] = []
     pushed, commit = threading.Event(), threading.Event()
 
-    def rebuild() -> None:
-        try:
-            with app.app_context():
-                rebuild_branch("SH01")
-                db.session.commit()
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
     def other_push() -> None:
         try:
             with app.app_context(), db.engine.connect() as conn:
@@ -291,7 +283,10 @@ def test_a_rebuild_and_a_push_on_the_same_stripe_do_not_deadlock(app, client, co
 
     with app.app_context(), db.engine.connect() as held:
         held.execute(text("SELECT 1 FROM deals WHERE branch_id = :b FOR UPDATE"), {"b": sh01.id})
-        threads = [threading.Thread(target=rebuild), threading.Thread(target=other_push)]
+        threads = [
+            app_thread(app, errors, rebuild_branch, "SH01"),
+            threading.Thread(target=other_push),
+        ]
         threads[0].start()
         wait_until(lambda: lock_waiters(held) == 1)
         assert lock_waiters(held) == 1, "the rebuild never waited for the deal row"

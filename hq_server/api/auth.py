@@ -7,7 +7,7 @@ from functools import wraps
 from flask import g, request
 
 from hq_server.api.errors import ApiError
-from hq_server.services.auth import find_token
+from hq_server.services.auth import find_principal
 from hq_server.services.scope import Principal
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="hq"'}
@@ -20,10 +20,10 @@ def _principal() -> Principal:
         raise ApiError(
             401, "unauthorized", "send 'Authorization: Bearer <token>'", headers=CHALLENGE
         )
-    record = find_token(token.strip())
-    if record is None:
+    principal = find_principal(token.strip())
+    if principal is None:
         raise ApiError(401, "unauthorized", "unknown or revoked token", headers=CHALLENGE)
-    return Principal.from_token(record)
+    return principal
 
 
 def token_required(*kinds: str):

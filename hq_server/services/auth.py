@@ -6,14 +6,14 @@ import hashlib
 import hmac
 import secrets
 
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import select, text
 from werkzeug.security import generate_password_hash
 
 from hq_server.extensions import db
 from hq_server.models import ApiToken, User
 from hq_server.models.auth import ROLES
 from hq_server.services.org import active_unit
+from hq_server.services.scope import Principal
 
 AGENT_PREFIX = "hqa_"
 USER_PREFIX = "hqu_"
@@ -88,19 +88,28 @@ def issue_user_token(user: User, label: str = "") -> str:
     return token
 
 
-def find_token(token: str) -> ApiToken | None:
-    """Return the live token record matching ``token``, comparing in constant time."""
+# Who a live token stands for, in one plain statement: every API request runs it.
+_TOKEN = text(
+    "SELECT t.id, t.token_hash, t.kind, t.branch_id, b.code AS branch_code, "
+    "u.id AS user_id, u.role, u.active, s.code AS scope_code FROM api_tokens t "
+    "LEFT JOIN org_units b ON b.id = t.branch_id LEFT JOIN users u ON u.id = t.user_id "
+    "LEFT JOIN org_units s ON s.id = u.scope_unit_id "
+    "WHERE t.token_hash = :h AND t.revoked_at IS NULL"
+)
+
+
+def find_principal(token: str) -> Principal | None:
+    """Return who the live token ``token`` stands for, comparing its hash in constant time."""
     if not token.startswith((AGENT_PREFIX, USER_PREFIX)) or len(token) > 200:
         return None
     digest = hash_token(token)
-    record = db.session.scalar(
-        select(ApiToken)
-        .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
-        # What the principal is built from, in the same read (every API request does this).
-        .options(joinedload(ApiToken.branch), joinedload(ApiToken.user))
-    )
-    if record is None or not hmac.compare_digest(record.token_hash, digest):
+    row = db.session.execute(_TOKEN, {"h": digest}).first()
+    if row is None or not hmac.compare_digest(bytes(row.token_hash), digest):
         return None
-    if record.kind == "user" and (record.user is None or not record.user.active):
+    if row.kind == "agent":
+        return Principal(
+            "agent", "agent", row.branch_code, branch_id=row.branch_id, token_id=row.id
+        )
+    if row.user_id is None or not row.active:
         return None
-    return record
+    return Principal("user", row.role, row.scope_code, user_id=row.user_id, token_id=row.id)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from hq_server.extensions import db
-from hq_server.models import ApiToken, OrgUnit
+from hq_server.models import OrgUnit
 
 
 class OutOfScope(LookupError):
@@ -31,15 +31,6 @@ class Principal:
     branch_id: int | None = None
     user_id: int | None = None
     token_id: int | None = None
-
-    @classmethod
-    def from_token(cls, record: ApiToken) -> Principal:
-        """Build the principal a token stands for."""
-        if record.kind == "agent":
-            return cls(
-                "agent", "agent", record.branch.code, branch_id=record.branch_id, token_id=record.id
-            )
-        return cls.from_user(record.user, token_id=record.id)
 
     @classmethod
     def from_user(cls, user, token_id: int | None = None) -> Principal:

@@ -255,6 +255,28 @@ def test_push_needs_an_agent_token(client, company):
     assert user_token.get_json()["code"] == "forbidden"
 
 
+def test_a_revoked_token_or_a_deactivated_user_is_refused_at_once(app, client, company):
+    def funnel(headers) -> int:
+        return client.get("/api/v1/funnel?unit=EAST", headers=headers).status_code
+
+    def pushed(headers) -> int:
+        body = {"agent": {"id": "a", "version": "t"}, "events": []}
+        return client.post("/api/v1/sync/push", json=body, headers=headers).status_code
+
+    assert (pushed(company.agent("SH01")), funnel(company.user("region_manager"))) == (200, 200)
+    assert funnel(company.user("staff")) == 404  # a branch's staff see their branch only
+    with app.app_context():
+        db.session.execute(
+            text("UPDATE api_tokens SET revoked_at = now() WHERE branch_id IS NOT NULL")
+        )
+        db.session.execute(
+            text("UPDATE users SET active = false WHERE username = 'region_manager-user'")
+        )
+        db.session.commit()
+    assert (pushed(company.agent("SH01")), funnel(company.user("region_manager"))) == (401, 401)
+    assert funnel(company.user("hq_manager")) == 200  # the others' tokens still work
+
+
 def test_a_closed_branch_can_neither_push_nor_pull(app, client, company):
     token = company.agent("SH01")
     with app.app_context():

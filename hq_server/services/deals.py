@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import text
-
 from hq_server.metrics.projection import local_day
-from hq_server.services.rows import execute_binary, to_json
+from hq_server.services.rows import execute_binary, execute_plain, to_json
 
 _COLUMNS = (
     "id",
@@ -56,12 +54,11 @@ def write_deals(conn, states: list[dict], tz) -> int:
         row["closed_day"] = local_day(s["closed_at"], tz)
         rows.append(row)
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in (*_COLUMNS[1:], "opened_day", "closed_day"))
-    written = conn.execute(
-        text(
-            "INSERT INTO deals SELECT * FROM json_populate_recordset(NULL::deals, :rows) "
-            f"ON CONFLICT (id) DO UPDATE SET {sets} WHERE deals.branch_id = EXCLUDED.branch_id "
-            "RETURNING id"
-        ),
+    written = execute_plain(
+        conn,
+        "INSERT INTO deals SELECT * FROM json_populate_recordset(NULL::deals, %(rows)s) "
+        f"ON CONFLICT (id) DO UPDATE SET {sets} WHERE deals.branch_id = EXCLUDED.branch_id "
+        "RETURNING id",
         {"rows": to_json(rows)},
     )
-    return len(written.all())
+    return len(written)

@@ -26,7 +26,7 @@ from hq_server.models.rollups import STRIPES
 from hq_server.services import rules
 from hq_server.services.deals import load_deals, write_deals
 from hq_server.services.pipeline_history import pipeline_state, record_changes
-from hq_server.services.rows import execute_binary, to_json
+from hq_server.services.rows import execute_binary, execute_plain, to_json
 from shared import protocol
 from shared.events import canonical_json, hash_canonical, load_event
 from shared.stages import STAGES_BY_NAME
@@ -129,7 +129,7 @@ def lock_branch(conn, code: str) -> None:
     streams' seqs, its deals, its rollups) and write it back: they go one at a time,
     while other branches' run in parallel.
     """
-    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"branch:{code}"})
+    execute_plain(conn, "SELECT pg_advisory_xact_lock(hashtext(%(k)s))", {"k": f"branch:{code}"})
 
 
 def _validate(raw_events: list, results: list, latest: datetime) -> list[_Candidate]:
@@ -199,26 +199,25 @@ def _check_ownership(
     rep_codes |= {
         c.event["data"]["to_rep"] for c in candidates if c.event["type"] == "lead.assigned"
     }
+    # Each rep and deal with whether it belongs to the branch (any row of it: a branch
+    # that moved region keeps its reps and deals).
     reps = {
-        code: (rid, bid)
-        for code, rid, bid in conn.execute(
-            text("SELECT code, id, branch_id FROM reps WHERE code = ANY(:c)"),
-            {"c": list(rep_codes)},
+        code: (rep_id, own)
+        for code, rep_id, own in execute_plain(
+            conn, _REPS, {"codes": list(rep_codes), "branch": branch.code}
         )
     }
-    own_rows = set(
-        conn.execute(text("SELECT id FROM org_units WHERE code = :c"), {"c": branch.code}).scalars()
-    )
     deal_ids = list({c.event["deal"] for c in candidates if "deal" in c.event})
-    deal_branches = dict(
-        execute_binary(
-            conn, "SELECT id, branch_id FROM deals WHERE id = ANY(%(ids)b)", {"ids": deal_ids}
+    foreign = {
+        deal
+        for (deal,) in execute_binary(
+            conn, _FOREIGN_DEALS, {"ids": deal_ids, "branch": branch.code}
         )
-    )
+    }
     owned, refused = [], []
     for c in candidates:
         ev = c.event
-        code = _ownership_error(ev, reps, own_rows, deal_branches)
+        code = _ownership_error(ev, reps, foreign)
         if code:
             refused.append((c, code))
             continue
@@ -261,18 +260,27 @@ def _answer_stored(conn, candidates: list[_Candidate], results: list) -> set:
     return set(stored)
 
 
-def _ownership_error(ev: dict, reps: dict, own_rows: set, deal_branches: dict) -> str | None:
+def _ownership_error(ev: dict, reps: dict, foreign: set) -> str | None:
     for code in (ev["rep"], ev["data"].get("to_rep") if ev["type"] == "lead.assigned" else None):
         if code is None:
             continue
         if code not in reps:
             return protocol.UNKNOWN_REP
-        if reps[code][1] not in own_rows:
+        if not reps[code][1]:
             return protocol.REP_OTHER_BRANCH
-    deal = ev.get("deal")
-    if deal is not None and deal in deal_branches and deal_branches[deal] not in own_rows:
+    if ev.get("deal") in foreign:
         return protocol.DEAL_OTHER_BRANCH
     return None
+
+
+_REPS = (
+    "SELECT r.code, r.id, b.code = %(branch)s FROM reps r JOIN org_units b ON b.id = r.branch_id "
+    "WHERE r.code = ANY(%(codes)s)"
+)
+_FOREIGN_DEALS = (
+    "SELECT d.id FROM deals d JOIN org_units b ON b.id = d.branch_id "
+    "WHERE d.id = ANY(%(ids)b) AND b.code <> %(branch)s"
+)
 
 
 _INSERT_EVENTS = """
@@ -454,41 +462,42 @@ def upsert_rollups(conn, branch: OrgUnit, totals: dict[tuple, Decimal]) -> None:
         "unit_ids": branch.path_ids,
         "stripe": b % STRIPES,
     }
-    conn.execute(_UPSERT_ROLLUPS, params)
+    execute_plain(conn, _UPSERT_ROLLUPS, params)
     if any(value < 0 for value in totals.values()):
         # A deal that left a stage or a day: drop its rows that are now zero, so the
         # rollups hold the same rows as a rebuild.
-        conn.execute(
-            text(
-                "WITH r AS (SELECT * FROM json_populate_recordset(NULL::daily_rollups, :rows) "
-                "WHERE value < 0), d AS (DELETE FROM daily_rollups d USING r "
-                "WHERE d.branch_id = r.branch_id AND d.day = r.day AND d.rep_id = r.rep_id "
-                "AND d.metric = r.metric AND d.value = 0) "
-                "DELETE FROM weekly_rollups w USING r WHERE w.branch_id = r.branch_id "
-                f"AND w.week = {WEEK_OF.format('r.day')} AND w.rep_id = r.rep_id "
-                "AND w.metric = r.metric AND w.value = 0"
-            ),
-            {"rows": params["daily"]},
-        )
+        execute_plain(conn, _DROP_ZEROS, {"rows": params["daily"]})
 
 
-_UPSERT_ROLLUPS = text(
+# Rows a negative change left at zero, daily and weekly (by the days it changed).
+_DROP_ZEROS = (
+    "WITH r AS (SELECT * FROM json_populate_recordset(NULL::daily_rollups, %(rows)s) "
+    "WHERE value < 0), d AS (DELETE FROM daily_rollups d USING r "
+    "WHERE d.branch_id = r.branch_id AND d.day = r.day AND d.rep_id = r.rep_id "
+    "AND d.metric = r.metric AND d.value = 0) "
+    "DELETE FROM weekly_rollups w USING r WHERE w.branch_id = r.branch_id "
+    f"AND w.week = {WEEK_OF.format('r.day')} AND w.rep_id = r.rep_id "
+    "AND w.metric = r.metric AND w.value = 0"
+)
+_UPSERT_ROLLUPS = (
     "WITH d AS (INSERT INTO daily_rollups "
-    "SELECT * FROM json_populate_recordset(NULL::daily_rollups, :daily) ORDER BY 1, 2, 3, 4 "
+    "SELECT * FROM json_populate_recordset(NULL::daily_rollups, %(daily)s) ORDER BY 1, 2, 3, 4 "
     "ON CONFLICT (branch_id, day, rep_id, metric) "
     "DO UPDATE SET value = daily_rollups.value + EXCLUDED.value), "
     "w AS (INSERT INTO weekly_rollups "
-    "SELECT * FROM json_populate_recordset(NULL::weekly_rollups, :weekly) ORDER BY 1, 2, 3, 4 "
+    "SELECT * FROM json_populate_recordset(NULL::weekly_rollups, %(weekly)s) ORDER BY 1, 2, 3, 4 "
     "ON CONFLICT (branch_id, week, rep_id, metric) "
     "DO UPDATE SET value = weekly_rollups.value + EXCLUDED.value), "
     "u AS (INSERT INTO unit_rollups (unit_id, day, metric, stripe, value) "
-    "SELECT u, r.day, r.metric, :stripe, r.value FROM unnest(CAST(:unit_ids AS integer[])) u "
-    "CROSS JOIN json_populate_recordset(NULL::unit_rollups, :units) r ORDER BY 1, 2, 3 "
+    "SELECT u, r.day, r.metric, %(stripe)s, r.value "
+    "FROM unnest(CAST(%(unit_ids)s AS integer[])) u "
+    "CROSS JOIN json_populate_recordset(NULL::unit_rollups, %(units)s) r ORDER BY 1, 2, 3 "
     "ON CONFLICT (unit_id, day, metric, stripe) "
     "DO UPDATE SET value = unit_rollups.value + EXCLUDED.value) "
     "INSERT INTO weekly_unit_rollups (unit_id, week, metric, stripe, value) "
-    "SELECT u, r.week, r.metric, :stripe, r.value FROM unnest(CAST(:unit_ids AS integer[])) u "
-    "CROSS JOIN json_populate_recordset(NULL::weekly_unit_rollups, :unit_weeks) r "
+    "SELECT u, r.week, r.metric, %(stripe)s, r.value "
+    "FROM unnest(CAST(%(unit_ids)s AS integer[])) u "
+    "CROSS JOIN json_populate_recordset(NULL::weekly_unit_rollups, %(unit_weeks)s) r "
     "ORDER BY 1, 2, 3 "
     "ON CONFLICT (unit_id, week, metric, stripe) "
     "DO UPDATE SET value = weekly_unit_rollups.value + EXCLUDED.value"
@@ -513,35 +522,38 @@ def _arrived_seqs(raw_events: list) -> list[int]:
 def _track_stream(conn, branch, agent_id, agent_version, seqs, accepted, now) -> None:
     """Record the push, on its stream and in the branch's hourly count, and any seq gaps."""
     keys = {"b": branch.id, "a": agent_id}
-    row = conn.execute(_OPEN_STREAM, {**keys, "v": agent_version, "now": now}).one()
-    gaps = [tuple(g) for g in row.gaps or ()]
-    new_max, new_gaps = seqgaps.update_gaps(row.max_seq, gaps, seqs)
+    ((max_seq, stored_gaps),) = execute_plain(
+        conn, _OPEN_STREAM, {**keys, "v": agent_version, "now": now}
+    )
+    gaps = [tuple(g) for g in stored_gaps or ()]
+    new_max, new_gaps = seqgaps.update_gaps(max_seq, gaps, seqs)
     if new_gaps != sorted(gaps):
-        conn.execute(_FORGET_GAPS, keys)
+        execute_plain(conn, _FORGET_GAPS, keys)
         for first, last in new_gaps:
-            conn.execute(_ADD_GAP, {**keys, "f": first, "l": last, "now": now})
+            execute_plain(conn, _ADD_GAP, {**keys, "f": first, "l": last, "now": now})
     # In the push's transaction: a push rolled back is not counted (its failure is, apart).
     hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    conn.execute(_COUNT_PUSH, {**keys, "m": new_max, "n": accepted, "now": now, "h": hour})
+    execute_plain(conn, _COUNT_PUSH, {**keys, "m": new_max, "n": accepted, "now": now, "h": hour})
 
 
 # The stream's row (made on its first push) with its known gaps, in one round trip.
-_OPEN_STREAM = text(
+_OPEN_STREAM = (
     "INSERT INTO agent_streams AS s (branch_id, agent_id, agent_version, max_seq, "
-    "events_accepted, pushes, last_push_at) VALUES (:b, :a, :v, 0, 0, 0, :now) "
+    "events_accepted, pushes, last_push_at) VALUES (%(b)s, %(a)s, %(v)s, 0, 0, 0, %(now)s) "
     "ON CONFLICT (branch_id, agent_id) DO UPDATE SET agent_version = EXCLUDED.agent_version "
     "RETURNING max_seq, (SELECT array_agg(ARRAY[g.first_seq, g.last_seq]) FROM seq_gaps g "
-    "WHERE g.branch_id = :b AND g.agent_id = :a) AS gaps"
+    "WHERE g.branch_id = %(b)s AND g.agent_id = %(a)s) AS gaps"
 )
-_FORGET_GAPS = text("DELETE FROM seq_gaps WHERE branch_id = :b AND agent_id = :a")
-_ADD_GAP = text(
+_FORGET_GAPS = "DELETE FROM seq_gaps WHERE branch_id = %(b)s AND agent_id = %(a)s"
+_ADD_GAP = (
     "INSERT INTO seq_gaps (branch_id, agent_id, first_seq, last_seq, detected_at) "
-    "VALUES (:b, :a, :f, :l, :now)"
+    "VALUES (%(b)s, %(a)s, %(f)s, %(l)s, %(now)s)"
 )
-_COUNT_PUSH = text(
-    "WITH s AS (UPDATE agent_streams SET max_seq = :m, events_accepted = events_accepted + :n, "
-    "pushes = pushes + 1, last_push_at = :now WHERE branch_id = :b AND agent_id = :a) "
-    "INSERT INTO push_counts (branch_id, hour, pushes) VALUES (:b, :h, 1) "
+_COUNT_PUSH = (
+    "WITH s AS (UPDATE agent_streams SET max_seq = %(m)s, "
+    "events_accepted = events_accepted + %(n)s, pushes = pushes + 1, last_push_at = %(now)s "
+    "WHERE branch_id = %(b)s AND agent_id = %(a)s) "
+    "INSERT INTO push_counts (branch_id, hour, pushes) VALUES (%(b)s, %(h)s, 1) "
     "ON CONFLICT (branch_id, hour) DO UPDATE SET pushes = push_counts.pushes + 1"
 )
 

@@ -25,6 +25,20 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True}
+_FLAGS |= {"0": False, "false": False, "no": False, "off": False}
+
+
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return _FLAGS[raw.strip().lower()]
+    except KeyError as exc:
+        raise ValueError(f"{name} must be 1 or 0 (true/false, yes/no), got {raw!r}") from exc
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime settings of the HQ server."""
@@ -47,6 +61,10 @@ class Settings:
     # Session settings of every database connection: report queries are large enough for
     # PostgreSQL's JIT to cost more than it saves, and their sorts need more than 4 MB.
     pg_options: str = "-c jit=off -c work_mem=32MB"
+    # Check a pooled connection with a round trip before each use: a restarted database
+    # costs no failed request. Off, that round trip is saved, and after a restart the
+    # first request to meet a dropped connection fails (the pool then renews the rest).
+    db_pre_ping: bool = True
     smtp_url: str | None = None
     mail_from: str = "hq@localhost"
     public_url: str = "http://127.0.0.1:8000"
@@ -66,6 +84,7 @@ class Settings:
             max_batch_events=_int(env, "HQ_MAX_BATCH_EVENTS", 1000),
             max_body_bytes=_int(env, "HQ_MAX_BODY_BYTES", 8 * 1024 * 1024),
             pg_options=env.get("HQ_PG_OPTIONS", "-c jit=off -c work_mem=32MB"),
+            db_pre_ping=_flag(env, "HQ_DB_PRE_PING", True),
             max_decompressed_bytes=_int(env, "HQ_MAX_DECOMPRESSED_BYTES", 32 * 1024 * 1024),
             future_skew_seconds=_int(env, "HQ_FUTURE_SKEW_SECONDS", 24 * 3600),
             default_timezone=env.get("HQ_DEFAULT_TIMEZONE") or "Asia/Shanghai",

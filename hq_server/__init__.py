@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         TESTING=settings.testing,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         SQLALCHEMY_ENGINE_OPTIONS={
-            "pool_pre_ping": True,
+            "pool_pre_ping": settings.db_pre_ping,
             "pool_size": 5,
             "max_overflow": 5,
             "connect_args": {"options": settings.pg_options} if settings.pg_options else {},

@@ -28,6 +28,14 @@ def test_values_are_read_and_checked():
         Settings.from_env({"HQ_MAX_BATCH_EVENTS": "many"})
 
 
+def test_flags_are_read_and_checked():
+    assert Settings.from_env({}).db_pre_ping is True
+    assert Settings.from_env({"HQ_DB_PRE_PING": "0"}).db_pre_ping is False
+    assert Settings.from_env({"HQ_DB_PRE_PING": " Yes "}).db_pre_ping is True
+    with pytest.raises(ValueError, match="HQ_DB_PRE_PING must be 1 or 0"):
+        Settings.from_env({"HQ_DB_PRE_PING": "sometimes"})
+
+
 def test_database_urls_use_the_psycopg3_driver():
     assert normalize_database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalize_database_url("postgresql:///test") == "postgresql+psycopg:///test"

@@ -55,7 +55,7 @@ _WEEKS = (
 )
 
 
-def rebuild_branch(code: str, *, chunk: int = CHUNK) -> int:
+def rebuild_branch(code: str) -> int:
     """Rebuild every row version of branch ``code``; return the events replayed (caller commits)."""
     conn = db.session.connection()
     # The branch's pushes and approvals wait meanwhile: nothing is counted twice or missed.
@@ -69,7 +69,7 @@ def rebuild_branch(code: str, *, chunk: int = CHUNK) -> int:
         stored = {(r.rep_id, r.day, r.metric): r.value for r in conn.execute(_STORED, params)}
         conn.execute(text("DELETE FROM deals WHERE branch_id = :b"), params)
         totals: dict[tuple, Decimal] = {}
-        for events in _counted_events(conn, branch.id, chunk):
+        for events in _counted_events(conn, branch.id):
             for key, value in apply_to_projection(conn, branch, events).items():
                 totals[key] = totals.get(key, Decimal(0)) + value
             count_events(branch, events, totals)
@@ -81,11 +81,11 @@ def rebuild_branch(code: str, *, chunk: int = CHUNK) -> int:
     return replayed
 
 
-def _counted_events(conn, branch_id: int, chunk: int) -> Iterator[list[dict]]:
-    """Yield the branch's counted events, loaded, ``chunk`` at a time in id order."""
+def _counted_events(conn, branch_id: int) -> Iterator[list[dict]]:
+    """Yield the branch's counted events, loaded, ``CHUNK`` at a time in id order."""
     last_id = None
     while True:
-        batch = conn.execute(_EVENTS, {"b": branch_id, "last": last_id, "n": chunk}).all()
+        batch = conn.execute(_EVENTS, {"b": branch_id, "last": last_id, "n": CHUNK}).all()
         if not batch:
             return
         yield [replayable(row) for row in batch]

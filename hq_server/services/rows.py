@@ -21,36 +21,28 @@ def to_json(rows: list[dict]) -> str:
     return orjson.dumps(rows, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def execute_binary(conn, sql: str, params: dict) -> list[tuple]:
-    """Run ``sql`` (psycopg placeholders, ``%(name)b`` for binary) on a SQLAlchemy connection.
-
-    Return its rows (none for a statement without results). Arrays of ids go in binary:
-    psycopg's text arrays quote every element with a regular expression, a measurable part
-    of a 500-event push. The statement is planned for the ids at hand each time, never
-    prepared: a generic plan for ``id = ANY($1)`` fixed while a table was nearly empty (a
-    new deployment, an emptied table) kept scanning the whole table as it grew.
-    """
-    _begin(conn)
-    with conn.connection.driver_connection.cursor() as cur:
-        cur.execute(sql, params, prepare=False)
-        return cur.fetchall() if cur.description else []
-
-
-def execute_plain(conn, sql: str, params: dict | None = None) -> list[tuple]:
+def execute_plain(conn, sql: str, params: dict | None = None, *, prepare=None) -> list[tuple]:
     """Run ``sql`` (psycopg placeholders) on a SQLAlchemy connection's driver; return its rows.
 
     For the few fixed statements every push runs: psycopg prepares one once it has run
     a few times on a connection. Half the client CPU of the same statement through
-    SQLAlchemy, which a push of one event feels.
+    SQLAlchemy, which a push of one event feels. The transaction is begun where
+    SQLAlchemy sees it: one the driver began alone would not be covered by its commit.
     """
-    _begin(conn)
+    if not conn.in_transaction():
+        conn.begin()
     with conn.connection.driver_connection.cursor() as cur:
-        cur.execute(sql, params)
+        cur.execute(sql, params, prepare=prepare)
         return cur.fetchall() if cur.description else []
 
 
-def _begin(conn) -> None:
-    # The driver would begin a transaction SQLAlchemy does not know of, and its commit
-    # would then do nothing: begin it where SQLAlchemy sees it.
-    if not conn.in_transaction():
-        conn.begin()
+def execute_binary(conn, sql: str, params: dict) -> list[tuple]:
+    """``execute_plain`` for statements with ``%(name)b`` arrays, never prepared.
+
+    Arrays of ids go in binary: psycopg's text arrays quote every element with a regular
+    expression, a measurable part of a 500-event push. The statement is planned for the
+    ids at hand each time: a generic plan for ``id = ANY($1)`` fixed while a table was
+    nearly empty (a new deployment, an emptied table) kept scanning the whole table as it
+    grew.
+    """
+    return execute_plain(conn, sql, params, prepare=False)

@@ -11,9 +11,9 @@ bounds in C:
   constraints;
 * values msgspec would parse differently (decimals, dates, datetimes) are taken
   as they come and finished by the marshmallow field's own ``deserialize``
-  (its parsing, rounding and validators); a plain ISO datetime field, on every
-  event, is parsed as that field parses it (``datetime.fromisoformat``) without
-  the call chain, and hands anything that does not parse so to the field;
+  (its parsing, rounding and validators); a plain datetime field, on every
+  event, is parsed by the function its format names, without the call chain,
+  and hands anything that does not parse so to the field;
 * the schema's ``@validates_schema`` hooks run on the result.
 
 An event the fast type refuses goes through marshmallow, which decides and
@@ -28,7 +28,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -143,24 +142,25 @@ class FastSchema:
 
 
 def _iso_datetime(field: fields.Field) -> Callable[[Any], Any] | None:
-    """``field.deserialize`` of a plain ISO datetime field, without marshmallow's call chain.
+    """``field.deserialize`` of a plain datetime field, without marshmallow's call chain.
 
-    Such a field parses text with ``datetime.fromisoformat`` (marshmallow's "iso"
-    format) and an aware one insists on an offset. Text that parses so is returned as
-    the field would return it; anything else (bad text, no offset, not text) goes to
-    the field, which decides and names the error. One such field is on every event.
+    Such a field parses text with the function its format names (``DESERIALIZATION_FUNCS``)
+    and an aware one insists on an offset. Text that parses so is returned as the field
+    would return it; anything else (bad text, no offset, not text) goes to the field,
+    which decides and names the error. One such field is on every event.
     """
     if type(field) not in (fields.DateTime, fields.AwareDateTime) or field.validators:
         return None
-    if field.format not in (None, "iso", "iso8601"):
+    parse = field.DESERIALIZATION_FUNCS.get(field.format or field.DEFAULT_FORMAT)
+    if parse is None:
         return None
     aware = type(field) is fields.AwareDateTime
 
     def finish(value: Any) -> Any:
         if type(value) is str:
             try:
-                parsed = datetime.fromisoformat(value)
-            except ValueError:
+                parsed = parse(value)
+            except (TypeError, AttributeError, ValueError):
                 parsed = None
             if parsed is not None and (not aware or parsed.utcoffset() is not None):
                 return parsed

@@ -219,7 +219,7 @@ def test_compaction_and_a_push_to_the_same_unit_rows_do_not_deadlock(app, client
     with app.app_context():
         branch = db.session.scalar(db.select(OrgUnit).where(OrgUnit.code == "SH01"))
         rep_id = db.session.scalar(db.select(Rep.id).where(Rep.code == "SH01-001"))
-        upper = sorted(u for u in branch.path_ids if u != branch.id)
+        upper = sorted(branch.path_ids[:-1])  # the region and HQ
         db.session.expunge(branch)
     errors: list[BaseException] = []
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from hq_server.extensions import db
-from tests.factories import EventMaker, app_thread, lock_waiters, push, wait_until
+from tests.factories import EventMaker, lock_waiters, push, wait_until
 
 DEFAULT = (Path(__file__).resolve().parents[2] / "config" / "playbook.default.yaml").read_text()
 QUOTE_RULE = "quote-needs-decision-maker-visit"
@@ -284,7 +284,7 @@ def test_an_approval_waits_for_a_rebuild_of_its_branch(app, client, company, mak
     # A rebuild replaces the branch's deals; an approval that went on meanwhile would
     # fold its event into a deal the rebuild had just taken away.
     from hq_server.services.rebuild import rebuild_branch
-    from tests.integration.test_rebuild import _state
+    from tests.integration.test_rebuild import _state, start_held_rebuild
 
     deal = str(uuid.uuid4())
     opened = [
@@ -310,19 +310,13 @@ def test_an_approval_waits_for_a_rebuild_of_its_branch(app, client, company, mak
         answers.append(answer.status_code)
 
     with app.app_context(), db.engine.connect() as held:
-        held.execute(text("SELECT 1 FROM deals WHERE id = :d FOR UPDATE"), {"d": deal})
-        threads = [
-            app_thread(app, errors, rebuild_branch, "SH01"),
-            threading.Thread(target=approve),
-        ]
-        threads[0].start()
-        wait_until(lambda: lock_waiters(held) == 1)
-        assert lock_waiters(held) == 1, "the rebuild never waited for the deal row"
-        threads[1].start()
+        rebuild = start_held_rebuild(app, held, errors)
+        approving = threading.Thread(target=approve)
+        approving.start()
         wait_until(lambda: lock_waiters(held) == 2)
         assert lock_waiters(held) == 2, "the approval never waited"
         held.rollback()
-        for thread in threads:
+        for thread in (rebuild, approving):
             thread.join(30)
     assert errors == [] and answers == [200]
     assert _scalar(

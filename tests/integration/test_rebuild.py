@@ -275,6 +275,24 @@ def _same_stripe_branch(app, region: str, like: OrgUnit) -> tuple[OrgUnit, int]:
     raise AssertionError("no branch on the same stripe")
 
 
+def start_held_rebuild(app, held, errors: list) -> threading.Thread:
+    """Start SH01's rebuild while ``held`` holds SH01's deals; return once it waits on them.
+
+    The rebuild then holds the branch's write lock and no rollup row yet.
+    """
+    held.execute(
+        text(
+            "SELECT 1 FROM deals d JOIN org_units b ON b.id = d.branch_id "
+            "WHERE b.code = 'SH01' FOR UPDATE OF d"
+        )
+    )
+    rebuild = app_thread(app, errors, rebuild_branch, "SH01")
+    rebuild.start()
+    wait_until(lambda: lock_waiters(held) == 1)
+    assert lock_waiters(held) == 1, "the rebuild never waited for the deal rows"
+    return rebuild
+
+
 def test_a_rebuild_and_a_push_on_the_same_stripe_do_not_deadlock(app, client, company):
     # SH01's rollups lost a week (drift the rebuild repairs). Another branch of its region,
     # on its stripe, pushes to that week and a later one, which adds to the same region and
@@ -315,29 +333,23 @@ def test_a_rebuild_and_a_push_on_the_same_stripe_do_not_deadlock(app, client, co
             errors.append(exc)
 
     with app.app_context(), db.engine.connect() as held:
-        held.execute(text("SELECT 1 FROM deals WHERE branch_id = :b FOR UPDATE"), {"b": sh01.id})
-        threads = [
-            app_thread(app, errors, rebuild_branch, "SH01"),
-            threading.Thread(target=other_push),
-        ]
-        threads[0].start()
-        wait_until(lambda: lock_waiters(held) == 1)
-        assert lock_waiters(held) == 1, "the rebuild never waited for the deal row"
-        threads[1].start()
+        rebuild = start_held_rebuild(app, held, errors)
+        other_pushing = threading.Thread(target=other_push)
+        other_pushing.start()
         wait_until(lambda: pushed.is_set() or lock_waiters(held) == 2)
         held.rollback()  # the rebuild goes on
-        wait_until(lambda: lock_waiters(held) >= 1 or not threads[0].is_alive())
+        wait_until(lambda: lock_waiters(held) >= 1 or not rebuild.is_alive())
         commit.set()
-        for thread in threads:
+        for thread in (rebuild, other_pushing):
             thread.join(30)
     assert errors == []
+    upper = sorted(sh01.path_ids[:-1])  # the region and HQ
     with app.app_context():
         calls = db.session.execute(
             text(
                 "SELECT unit_id, day, sum(value) FROM unit_rollups WHERE metric = 'calls' "
                 "AND unit_id = ANY(:u) GROUP BY 1, 2 ORDER BY 1, 2"
             ),
-            {"u": [u for u in sh01.path_ids if u != sh01.id]},
+            {"u": upper},
         ).all()
-    upper = sorted(u for u in sh01.path_ids if u != sh01.id)
     assert calls == [(u, d, 2) for u in upper for d in (early_day, late_day)]

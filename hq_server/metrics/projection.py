@@ -18,15 +18,11 @@ from shared.stages import STAGES_BY_NAME
 _STAGE_SETTERS = {"deal.opened", "lead.created", "deal.stage_changed", "deal.won", "deal.lost"}
 
 
-def version_key(occurred_at: datetime, event_id: Any) -> str:
-    """Return the total-order key of an event: UTC time, then id."""
-    return _utc_texts(occurred_at, event_id)[0]
-
-
-def _utc_texts(occurred_at: datetime, event_id: Any) -> tuple[str, str]:
+def event_texts(occurred_at: datetime, event_id: Any) -> tuple[str, str]:
     """Return an event's version key and its moment as stored in ``reached_at``.
 
-    Both from one conversion to UTC and one ISO text (once per ingested event).
+    The key orders events: UTC time, then id. Both texts come from one conversion to UTC
+    and one ISO text (once per ingested event).
     """
     utc = occurred_at.astimezone(UTC)
     iso = utc.isoformat(timespec="microseconds")  # 2026-03-01T09:30:00.000000+00:00
@@ -113,7 +109,7 @@ def apply_event(state: dict, event: dict) -> dict:
     resolved, and for ``lead.assigned`` ``to_rep_id`` resolved as well.
     """
     at: datetime = event["occurred_at"]
-    key, stamp = _utc_texts(at, event["id"])
+    key, stamp = event_texts(at, event["id"])
     kind, data = event["type"], event["data"]
     state["event_count"] += 1
     state["last_activity_at"] = _max_time(state["last_activity_at"], at)

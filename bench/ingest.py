@@ -45,8 +45,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
+import cpu_meter
 import psycopg
 import requests
+from cpu_meter import CpuMeter
 from psycopg import conninfo, sql
 
 AGENT_VERSION = "bench-1.0"
@@ -437,11 +439,14 @@ def run_phase(pool: cf.ProcessPoolExecutor, manager, clients: int, fn, per_clien
     if any(f.exception() for f in done):
         barrier.abort()
     results = [f.result() for f in futures]  # raises the first failure
-    elapsed = max(r["end"] for r in results) - min(r["start"] for r in results)
+    start, end = min(r["start"] for r in results), max(r["end"] for r in results)
+    elapsed = end - start
     events = sum(r["events"] for r in results)
     reqs = sum(r["requests"] for r in results)
     latencies = sorted(x for r in results for x in r["latencies"])
     return {
+        "start": start,
+        "end": end,
         "events": events,
         "requests": reqs,
         "seconds": elapsed,
@@ -698,10 +703,42 @@ def expect_rows(dsn: str, table: str, expected: int) -> None:
         raise click.ClickException(f"{table} holds {stored} rows, expected {expected}")
 
 
+def cpu_table(meter: CpuMeter, phases: list[tuple[str, dict]]) -> list[str]:
+    """Lines of CPU time per event (µs) by group of processes, for each measured phase."""
+    rows = [("cpu per event, µs", *cpu_meter.GROUPS, "all")]
+    for name, phase in phases:
+        spent = meter.between(phase["start"], phase["end"])
+        if spent is None:
+            continue
+        # Per event: the phase's events over the phase's length, at the window's rate.
+        scale = phase["seconds"] / spent["seconds"] / phase["events"] * 1e6
+        values = [spent[g] * scale for g in cpu_meter.GROUPS]
+        rows.append((name, *(f"{v:.1f}" for v in values), f"{sum(values):.1f}"))
+    return format_table(rows) if len(rows) > 1 else []
+
+
+def format_table(rows: list[tuple]) -> list[str]:
+    """Lines of a table: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            str(v).rjust(w) if i else str(v).ljust(w)
+            for i, (v, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+
+
 def report(
-    opts: dict, baselines: list, pushed: dict, singles: dict | None, wall: float, errors: list[str]
+    opts: dict,
+    baselines: list,
+    pushed: dict,
+    singles: dict | None,
+    wall: float,
+    errors: list[str],
+    meter: CpuMeter,
 ) -> None:
-    """Print the result table, a summary line and the RESULT line (last)."""
+    """Print the result table, the CPU split, a summary line and the RESULT line (last)."""
     base_rate = statistics.median(b["events_per_s"] for b in baselines)
     ratio = pushed["events_per_s"] / base_rate
     single_rate = singles["requests_per_s"] if singles else 0.0
@@ -724,19 +761,16 @@ def report(
     rows.append(line(f"HTTP batch x{opts['batch']}", pushed))
     if singles:
         rows.append(line("HTTP single", singles))
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     print(
         f"clients={opts['clients']} batch={opts['batch']} workers={opts['workers']} "
         f"cpus={os.cpu_count()}; latencies per request; baseline = median of "
         f"{len(baselines)} run(s)"
     )
-    for r in rows:
-        print(
-            "  ".join(
-                str(v).rjust(w) if i else str(v).ljust(w)
-                for i, (v, w) in enumerate(zip(r, widths, strict=True))
-            )
-        )
+    for text_line in format_table(rows):
+        print(text_line)
+    phases = [(f"baseline {opts['baseline_method']} #{i + 1}", b) for i, b in enumerate(baselines)]
+    for text_line in cpu_table(meter, [*phases, (f"HTTP batch x{opts['batch']}", pushed)]):
+        print(text_line)
     print(
         f"events/s {pushed['events_per_s']:,.0f}  baseline rows/s {base_rate:,.0f}  "
         f"ratio {ratio:.2f} (target >= 0.35)  single req/s {single_rate:,.1f}  "
@@ -802,7 +836,8 @@ def main(**opts) -> None:
         server = start_server(env, opts["port"], opts["workers"], log_path)
         base_url = f"http://127.0.0.1:{opts['port']}"
         log(f"hq-server serve up at {base_url} (pid {server.pid}, {opts['workers']} workers)")
-        baselines, pushed, singles = measure(opts, dsn, base_url, tokens, branch_ids, rep_ids)
+        with CpuMeter(server.pid) as meter:
+            baselines, pushed, singles = measure(opts, dsn, base_url, tokens, branch_ids, rep_ids)
         ok = True
     finally:
         if server is not None:
@@ -816,7 +851,7 @@ def main(**opts) -> None:
             )
         if ok and not errors:
             shutil.rmtree(instance, ignore_errors=True)
-    report(opts, baselines, pushed, singles, time.monotonic() - wall_start, errors)
+    report(opts, baselines, pushed, singles, time.monotonic() - wall_start, errors, meter)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from hq_server.api.auth import token_required
 from hq_server.api.errors import STATUS_CODES, ApiError
 from hq_server.extensions import db
 from hq_server.services.ingest import PushConflict, PushOutcome, push_batch, record_push_failure
-from hq_server.services.org import active_unit
+from hq_server.services.org import read_active_unit
 from hq_server.services.pull import pull_state
 from shared import protocol
 from shared.fastpath import compile_schema
@@ -74,7 +74,7 @@ def _read_json() -> object:
 
 def _active_branch():
     # The token names the branch; its active row is the one in use (a moved branch has a new one).
-    branch = active_unit(g.principal.scope_code)
+    branch = read_active_unit(g.principal.scope_code)
     if branch is None:
         raise ApiError(403, "branch_inactive", "this branch is closed; its token is retired")
     return branch
@@ -164,7 +164,7 @@ def _record_failure(seen: _Seen, status: int, code: str) -> None:
     """Keep a failed push in a transaction of its own; never let this mask the push's answer."""
     try:
         db.session.rollback()  # whatever the failed push wrote is not kept
-        branch = active_unit(g.principal.scope_code)
+        branch = read_active_unit(g.principal.scope_code)
         if branch is not None:  # a closed branch is not judged any more
             record_push_failure(branch.id, seen.agent_id, status, code, seen.events)
     except Exception:

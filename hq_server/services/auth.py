@@ -6,13 +6,14 @@ import hashlib
 import hmac
 import secrets
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
 from hq_server.extensions import db
 from hq_server.models import ApiToken, User
 from hq_server.models.auth import ROLES
 from hq_server.services.org import active_unit
+from hq_server.services.rows import execute_plain
 from hq_server.services.scope import Principal
 
 AGENT_PREFIX = "hqa_"
@@ -88,13 +89,12 @@ def issue_user_token(user: User, label: str = "") -> str:
     return token
 
 
-# Who a live token stands for, in one plain statement: every API request runs it.
-_TOKEN = text(
-    "SELECT t.id, t.token_hash, t.kind, t.branch_id, b.code AS branch_code, "
-    "u.id AS user_id, u.role, u.active, s.code AS scope_code FROM api_tokens t "
-    "LEFT JOIN org_units b ON b.id = t.branch_id LEFT JOIN users u ON u.id = t.user_id "
-    "LEFT JOIN org_units s ON s.id = u.scope_unit_id "
-    "WHERE t.token_hash = :h AND t.revoked_at IS NULL"
+# Who a live token stands for, in one plain statement on the driver: every API request runs it.
+_TOKEN = (
+    "SELECT t.id, t.token_hash, t.kind, t.branch_id, b.code, u.id, u.role, u.active, s.code "
+    "FROM api_tokens t LEFT JOIN org_units b ON b.id = t.branch_id "
+    "LEFT JOIN users u ON u.id = t.user_id LEFT JOIN org_units s ON s.id = u.scope_unit_id "
+    "WHERE t.token_hash = %(h)s AND t.revoked_at IS NULL"
 )
 
 
@@ -103,13 +103,12 @@ def find_principal(token: str) -> Principal | None:
     if not token.startswith((AGENT_PREFIX, USER_PREFIX)) or len(token) > 200:
         return None
     digest = hash_token(token)
-    row = db.session.execute(_TOKEN, {"h": digest}).first()
-    if row is None or not hmac.compare_digest(bytes(row.token_hash), digest):
+    rows = execute_plain(db.session.connection(), _TOKEN, {"h": digest})
+    if not rows or not hmac.compare_digest(bytes(rows[0][1]), digest):
         return None
-    if row.kind == "agent":
-        return Principal(
-            "agent", "agent", row.branch_code, branch_id=row.branch_id, token_id=row.id
-        )
-    if row.user_id is None or not row.active:
+    token_id, _, kind, branch_id, branch_code, user_id, role, active, scope_code = rows[0]
+    if kind == "agent":
+        return Principal("agent", "agent", branch_code, branch_id=branch_id, token_id=token_id)
+    if user_id is None or not active:
         return None
-    return Principal("user", row.role, row.scope_code, user_id=row.user_id, token_id=row.id)
+    return Principal("user", role, scope_code, user_id=user_id, token_id=token_id)

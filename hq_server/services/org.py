@@ -12,9 +12,11 @@ from zoneinfo import available_timezones
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from sqlalchemy import select
+from sqlalchemy.orm import make_transient_to_detached
 
 from hq_server.extensions import db
 from hq_server.models import OrgUnit, Rep
+from hq_server.services.rows import execute_plain
 from shared.codes import slug
 
 HQ_CODE = "HQ"
@@ -147,6 +149,27 @@ def active_unit(code: str) -> OrgUnit | None:
     return db.session.scalar(
         select(OrgUnit).where(OrgUnit.code == code, OrgUnit.active_to.is_(None))
     )
+
+
+_UNIT_COLUMNS = tuple(c.key for c in OrgUnit.__table__.columns)
+_ACTIVE_ROW = (
+    f"SELECT {', '.join(_UNIT_COLUMNS)} FROM org_units WHERE code = %(code)s AND active_to IS NULL"
+)
+
+
+def read_active_unit(code: str) -> OrgUnit | None:
+    """Return the active row of ``code`` for reading only, detached from the session.
+
+    For requests that store under a unit and never change it (every push and pull of a
+    branch): one plain statement, about a third of the ORM query's CPU. Its relationships
+    are not loaded; reading one raises instead of querying.
+    """
+    rows = execute_plain(db.session.connection(), _ACTIVE_ROW, {"code": code})
+    if not rows:
+        return None
+    unit = OrgUnit(**dict(zip(_UNIT_COLUMNS, rows[0], strict=True)))
+    make_transient_to_detached(unit)
+    return unit
 
 
 def _place(code: str, name: str, kind: str, parent: OrgUnit, tz: str, report: ImportReport):

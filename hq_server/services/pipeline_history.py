@@ -131,7 +131,7 @@ class Basis:
 
 def basis_at(at: datetime) -> Basis:
     """Return the playbook version and stage table in force at ``at``, and the currency."""
-    version = playbooks.Timeline.load(db.session).version_at(at)
+    version = playbooks.Timeline.load(db.session.connection()).version_at(at)
     if version is None:
         stages = tuple(DEFAULT_STAGES)
     else:

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from hq_server.extensions import db
 from hq_server.models import PlaybookVersion
+from hq_server.services.rows import execute_plain
 
 if TYPE_CHECKING:
     from shared.playbook import Playbook
@@ -103,12 +104,9 @@ class Timeline:
 
     @classmethod
     def load(cls, conn) -> Timeline:
-        return cls(
-            [
-                tuple(r)
-                for r in conn.execute(select(PlaybookVersion.version, PlaybookVersion.published_at))
-            ]
-        )
+        """Read the published versions on ``conn`` (a SQLAlchemy connection); every push
+        does, so it is one plain statement on the driver."""
+        return cls(execute_plain(conn, "SELECT version, published_at FROM playbooks"))
 
     def version_at(self, moment: datetime) -> int | None:
         """Return the version in force at ``moment`` (None before the first publication).

@@ -6,10 +6,17 @@ import uuid
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm.exc import DetachedInstanceError
 
 from hq_server.extensions import db
 from hq_server.models import OrgUnit, Rep
-from hq_server.services.org import OrgImportError, import_org, read_org_file
+from hq_server.services.org import (
+    OrgImportError,
+    active_unit,
+    import_org,
+    read_active_unit,
+    read_org_file,
+)
 from tests.factories import EventMaker, push
 
 
@@ -128,3 +135,13 @@ def test_a_branch_that_moves_region_keeps_its_history(app, client, company):
     assert east["cohort"]["deals_opened"] == 1  # opened before the move
     assert west["cohort"]["deals_opened"] == 1  # opened after it
     assert sh01["cohort"]["deals_opened"] == 2  # the branch sees all its history
+    with app.app_context():
+        read = read_active_unit("SH01")  # the push's read of its branch: the new row
+        loaded = active_unit("SH01")
+        columns = [c.key for c in OrgUnit.__table__.columns]
+        assert [getattr(read, c) for c in columns] == [getattr(loaded, c) for c in columns]
+        assert read.path_ids == loaded.path_ids and read.active_to is None
+        assert read not in db.session  # detached: nothing of it is written back
+        with pytest.raises(DetachedInstanceError):
+            read.parent  # noqa: B018  (a relationship is not loaded behind the caller's back)
+        assert read_active_unit("NOPE") is None

@@ -6,6 +6,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import orjson
+from psycopg.pq import ExecStatus
+
+TUPLES_OK = ExecStatus.TUPLES_OK
 
 
 def _default(value):
@@ -33,7 +36,9 @@ def execute_plain(conn, sql: str, params: dict | None = None, *, prepare=None) -
         conn.begin()
     with conn.connection.driver_connection.cursor() as cur:
         cur.execute(sql, params, prepare=prepare)
-        return cur.fetchall() if cur.description else []
+        # The result's status, not ``cur.description``: that builds a column object per column.
+        result = cur.pgresult
+        return cur.fetchall() if result is not None and result.status == TUPLES_OK else []
 
 
 def execute_binary(conn, sql: str, params: dict) -> list[tuple]:

@@ -373,6 +373,7 @@ def _write_recordset(cur, rows, branch_id, agent, now) -> int:
                 "customer": r[7],
                 "playbook_version": r[8],
                 "content_hash": "\\x" + r[9].hex(),
+                "status": "counted",  # the recordset names every column: no default applies
             },
             separators=(",", ":"),
         )

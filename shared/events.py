@@ -9,7 +9,7 @@ dict (``{"field": ["message"]}``, ``data`` errors nested under ``"data"``).
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -155,6 +155,12 @@ DEAL_REQUIRED = frozenset(t for t in EVENT_TYPES if t.startswith(("lead.", "deal
 # UTC offsets in use run from -12:00 to +14:00.
 _MIN_OFFSET = timedelta(hours=-12)
 _MAX_OFFSET = timedelta(hours=14)
+# When an event may have happened: a day in every time zone (Python's dates end in 9999),
+# after 1970-01-01, the day the rollups keep the open deals' counters on (CURRENT_DAY).
+_EARLIEST = datetime(1971, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+MAX_INT4 = 2**31 - 1  # what an integer column holds
+NUL_MESSAGE = "must not contain the NUL character (U+0000)"
 
 
 class EventSchema(_Strict):
@@ -170,13 +176,18 @@ class EventSchema(_Strict):
     deal = fields.UUID()
     customer = fields.String(validate=validate.Length(min=1, max=100))
     data = fields.Dict(load_default=dict)  # checked by the type's own schema
-    playbook_version = fields.Integer(strict=True, validate=validate.Range(min=0))
+    playbook_version = fields.Integer(strict=True, validate=validate.Range(min=0, max=MAX_INT4))
 
     @validates_schema
     def _check_envelope(self, event: dict, **kwargs: Any) -> None:
-        offset = event["occurred_at"].utcoffset() if "occurred_at" in event else None
+        at = event.get("occurred_at")
+        offset = at.utcoffset() if at is not None else None
         if offset is not None and not _MIN_OFFSET <= offset <= _MAX_OFFSET:
             raise ValidationError("UTC offset must be between -12:00 and +14:00", "occurred_at")
+        if at is not None and not _EARLIEST <= at <= _LATEST:
+            raise ValidationError(
+                f"must be between {_EARLIEST:%Y-%m-%d} and {_LATEST:%Y-%m-%d} (UTC)", "occurred_at"
+            )
         if event.get("type") in DEAL_REQUIRED and "deal" not in event:
             raise ValidationError(f"required for {event['type']} events", "deal")
 
@@ -189,13 +200,45 @@ _FAST_DATA = {type_: compile_schema(schema) for type_, schema in DATA_SCHEMAS.it
 
 
 def load_event(raw: Any) -> tuple[dict | None, dict | None]:
-    """Validate one raw event; return ``(event, None)`` or ``(None, errors)``."""
+    """Validate one raw event; return ``(event, None)`` or ``(None, errors)``.
+
+    A well-formed event that holds the NUL character in a text is refused too, naming
+    the field: PostgreSQL stores no NUL in text or JSON, so HQ could not keep it.
+    """
     if not isinstance(raw, dict):
         return None, {"_schema": ["an event must be a JSON object"]}
     event = _fast_load(raw)
-    if event is not None:
-        return event, None
-    return load_with_marshmallow(raw)
+    if event is None:
+        event, errors = load_with_marshmallow(raw)
+        if errors:
+            return None, errors
+    errors = nul_errors(raw)
+    return (None, errors) if errors else (event, None)
+
+
+def nul_errors(value: Any) -> dict | None:
+    """Return ``{"field": [NUL_MESSAGE]}`` (nested as the value is) for every text of
+    ``value`` holding U+0000, or None. Encoded JSON shows one as ``\\u0000``: a value
+    without that text is passed at the cost of one encoding."""
+    try:
+        if b"\\u0000" not in orjson.dumps(value):
+            return None
+    except TypeError:  # not plain JSON (a caller's own values): look at every text
+        pass
+    return _nul_paths(value)
+
+
+def _nul_paths(value: Any) -> Any:
+    if isinstance(value, str):
+        return [NUL_MESSAGE] if "\x00" in value else None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    found = {key: err for key, item in items if (err := _nul_paths(item))}
+    return found or None
 
 
 def load_with_marshmallow(raw: dict) -> tuple[dict | None, dict | None]:

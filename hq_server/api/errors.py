@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
+import sqlalchemy.exc
 from flask import Flask, jsonify
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -45,6 +47,23 @@ class ApiError(Exception):
         self.errors, self.headers = errors, headers or {}
 
 
+# The database refused a value (out of its type's range, the NUL character, text that is
+# no valid date or id): a request's value, checked nowhere before. Through SQLAlchemy or
+# on the driver directly.
+DATA_ERRORS = (sqlalchemy.exc.DataError, psycopg.DataError)
+
+
+def bad_value(exc: Exception) -> ApiError:
+    """The 400 that answers a value the database refused, with its reason."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return ApiError(
+        400,
+        "bad_value",
+        "a value in the request cannot be stored or looked up"
+        + (f": {reason[0]}" if reason else ""),
+    )
+
+
 def error_response(
     status: int, code: str, message: str, errors: dict | None = None, headers: dict | None = None
 ):
@@ -84,6 +103,13 @@ def register(app: Flask) -> None:
         return error_response(
             status, STATUS_CODES.get(status, "http_error"), exc.description or exc.name, errors
         )
+
+    def _data_error(exc: Exception):
+        log.warning("a value the database refused: %s", exc)
+        return _api_error(bad_value(exc))
+
+    for kind in DATA_ERRORS:
+        app.register_error_handler(kind, _data_error)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from hq_server.api.auth import token_required
+from hq_server.api.bounds import day_field, moment_field
 from hq_server.api.errors import ApiError
 from hq_server.api.export import csv_response
 from hq_server.extensions import db
@@ -25,10 +26,10 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 class PipelineArgs(Schema):
     unit = fields.String(required=True)
-    close_from = fields.Date(metadata={"description": "expected close on or after"})
-    close_to = fields.Date(metadata={"description": "expected close on or before"})
-    as_of = fields.Date(metadata={"description": "date of the exchange rates (default today)"})
-    at = fields.DateTime(
+    close_from = day_field(metadata={"description": "expected close on or after"})
+    close_to = day_field(metadata={"description": "expected close on or before"})
+    as_of = day_field(metadata={"description": "date of the exchange rates (default today)"})
+    at = moment_field(
         metadata={
             "description": "a past moment: the pipeline as HQ knew it then (whole-month "
             "windows; without an offset the company's time zone)"
@@ -51,10 +52,10 @@ MOMENT = "without an offset, the company's time zone"
 
 class ChangesArgs(Schema):
     unit = fields.String(required=True)
-    from_ = fields.DateTime(data_key="from", required=True, metadata={"description": MOMENT})
-    to = fields.DateTime(metadata={"description": f"default now; {MOMENT}"})
-    close_from = fields.Date(required=True, metadata={"description": "first day of the period"})
-    close_to = fields.Date(required=True, metadata={"description": "last day of the period"})
+    from_ = moment_field(data_key="from", required=True, metadata={"description": MOMENT})
+    to = moment_field(metadata={"description": f"default now; {MOMENT}"})
+    close_from = day_field(required=True, metadata={"description": "first day of the period"})
+    close_to = day_field(required=True, metadata={"description": "last day of the period"})
     term = fields.String(
         validate=validate.OneOf(pipelines.TERMS),
         metadata={"description": "list the deals behind this term"},
@@ -65,9 +66,9 @@ class ChangesArgs(Schema):
 class ExportRequest(Schema):
     kind = fields.String(load_default="pipeline", validate=validate.OneOf(export_jobs.KINDS))
     unit = fields.String(required=True)
-    close_from = fields.Date()
-    close_to = fields.Date()
-    at = fields.DateTime(metadata={"description": MOMENT})
+    close_from = day_field()
+    close_to = day_field()
+    at = moment_field(metadata={"description": MOMENT})
     format_ = fields.String(
         data_key="format", load_default="xlsx", validate=validate.OneOf(export_jobs.FORMATS)
     )
@@ -82,7 +83,7 @@ def _moment(value: datetime | None) -> datetime | None:
 
 class RateSchema(Schema):
     currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z]{3}$"))
-    day = fields.Date(required=True)
+    day = day_field(required=True)
     rate = fields.Decimal(required=True, places=8)
     source = fields.String(load_default="", validate=validate.Length(max=100))
 

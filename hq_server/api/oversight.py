@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from hq_server.api.auth import token_required
+from hq_server.api.bounds import day_field
 from hq_server.api.errors import ApiError
 from hq_server.api.export import csv_response
 from hq_server.api.playbook import NoteSchema, PeriodArgs, _who
@@ -84,7 +85,7 @@ class TargetSchema(Schema):
     unit = fields.String(required=True)
     metric = fields.String(required=True, validate=validate.OneOf(targets.METRICS))
     period = fields.String(required=True, validate=validate.OneOf(["year", "quarter", "month"]))
-    start = fields.Date(required=True, metadata={"description": "first day of the period"})
+    start = day_field(required=True, metadata={"description": "first day of the period"})
     value = fields.Float(required=True, validate=validate.Range(min=0))
     distribution = fields.List(
         fields.Float(validate=validate.Range(min=0)),

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-
 from flask import g, request
 from flask_smorest import Blueprint
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate, validates_schema
 
 from hq_server.api.auth import token_required
+from hq_server.api.bounds import day_field
 from hq_server.api.errors import ApiError
 from hq_server.api.export import csv_response
+from hq_server.api.reports import settle_period
 from hq_server.extensions import db
 from hq_server.models import User
 from hq_server.services import playbooks, violations
@@ -28,15 +28,12 @@ def _who() -> str:
 class PeriodArgs(Schema):
     unit = fields.String(required=True)
     format_ = fields.String(data_key="format", validate=validate.OneOf(["json", "csv"]))
-    from_ = fields.Date(data_key="from")
-    to = fields.Date()
+    from_ = day_field(data_key="from")
+    to = day_field()
 
     @validates_schema
     def _period(self, data, **kwargs):
-        end = data.setdefault("to", date.today())
-        start = data.setdefault("from_", end - timedelta(days=29))
-        if start > end:
-            raise ValidationError("must not be after 'to'", "from")
+        settle_period(data)
 
 
 class ViolationArgs(PeriodArgs):

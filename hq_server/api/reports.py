@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from hq_server.api.auth import token_required
+from hq_server.api.bounds import day_field
 from hq_server.api.export import csv_response
 from hq_server.services import reports
 
@@ -16,18 +17,25 @@ blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Reports"
 MAX_PERIOD_DAYS = 3660
 
 
+def settle_period(data: dict) -> tuple[date, date]:
+    """Fill in a query's default period (the 30 days to ``to``, which defaults to today)
+    and check its order; return ``(from, to)``."""
+    end = data.setdefault("to", date.today())
+    start = data.setdefault("from_", end - timedelta(days=29))
+    if start > end:
+        raise ValidationError("must not be after 'to'", "from")
+    return start, end
+
+
 class FunnelArgsSchema(Schema):
     unit = fields.String(required=True, metadata={"description": "org unit code, e.g. EAST"})
     format_ = fields.String(data_key="format", validate=validate.OneOf(["json", "csv"]))
-    from_ = fields.Date(data_key="from", metadata={"description": "first day (default: to − 29)"})
-    to = fields.Date(metadata={"description": "last day, inclusive (default: today)"})
+    from_ = day_field(data_key="from", metadata={"description": "first day (default: to − 29)"})
+    to = day_field(metadata={"description": "last day, inclusive (default: today)"})
 
     @validates_schema
     def _period(self, data, **kwargs):
-        end = data.setdefault("to", date.today())
-        start = data.setdefault("from_", end - timedelta(days=29))
-        if start > end:
-            raise ValidationError("must not be after 'to'", "from")
+        start, end = settle_period(data)
         if (end - start).days > MAX_PERIOD_DAYS:
             raise ValidationError(f"a period spans at most {MAX_PERIOD_DAYS} days", "from")
 

@@ -15,7 +15,8 @@ from marshmallow import Schema, ValidationError, fields
 from werkzeug.exceptions import HTTPException
 
 from hq_server.api.auth import token_required
-from hq_server.api.errors import STATUS_CODES, ApiError
+from hq_server.api.bounds import moment_field
+from hq_server.api.errors import DATA_ERRORS, STATUS_CODES, ApiError, bad_value
 from hq_server.extensions import db
 from hq_server.services.ingest import PushConflict, PushOutcome, push_batch, record_push_failure
 from hq_server.services.org import read_active_unit
@@ -152,6 +153,8 @@ def _push(seen: _Seen, dry_run: bool) -> PushOutcome:
 
 def _status_of(exc: Exception) -> tuple[int, str]:
     """Return the status and code the error handlers answer ``exc`` with."""
+    if isinstance(exc, DATA_ERRORS):
+        exc = bad_value(exc)
     if isinstance(exc, ApiError):
         return exc.status, exc.code
     if isinstance(exc, HTTPException):
@@ -174,8 +177,9 @@ def _record_failure(seen: _Seen, status: int, code: str) -> None:
 
 
 class PullArgsSchema(Schema):
-    cursor = fields.AwareDateTime(
-        metadata={"description": "the cursor of the previous pull; omit for everything"}
+    cursor = moment_field(
+        fields.AwareDateTime,
+        metadata={"description": "the cursor of the previous pull; omit for everything"},
     )
     playbook_version = fields.Integer(
         metadata={"description": "the playbook version the agent has; a newer one is sent"}

@@ -126,6 +126,37 @@ def test_a_batch_with_bad_events_stores_the_good_ones(app, client, company):
     assert _count(app, "events") == 2
 
 
+def test_values_postgresql_cannot_hold_are_rejected_per_event(app, client, company):
+    # Each of these failed the whole push with a 500 (and the agent would resend it for
+    # ever): a NUL character in a text, a version beyond an integer column, a moment
+    # before year 1 in UTC.
+    maker = EventMaker()
+    good = maker.make("call.logged", {"connected": True})
+    nul = maker.make("call.logged", {"connected": True}, customer="Acme\x00")
+    version = maker.make("call.logged", {"connected": True}, playbook_version=2**40)
+    early = maker.make("call.logged", {"connected": True})
+    early["occurred_at"] = "0001-01-01T00:00:00+14:00"
+    resp = push(client, company.agent("SH01"), [nul, good, version, early])
+    assert resp.status_code == 200
+    results = resp.get_json()["results"]
+    assert [r["status"] for r in results] == ["rejected", "accepted", "rejected", "rejected"]
+    assert results[0]["errors"] == {"customer": ["must not contain the NUL character (U+0000)"]}
+    assert list(results[2]["errors"]) == ["playbook_version"]
+    assert list(results[3]["errors"]) == ["occurred_at"]
+    assert _count(app, "events") == 1
+
+
+def test_a_value_the_database_refuses_is_a_json_400_not_a_500(client, company):
+    # Checked nowhere before the database: an id beyond its column, a NUL in a code.
+    headers = company.user("hq_manager")
+    for url in ("/api/v1/digests/99999999999", "/api/v1/funnel?unit=a%00b"):
+        resp = client.get(url, headers=headers)
+        assert (resp.status_code, resp.get_json()["code"]) == (400, "bad_value"), url
+    # Days out of the API's bounds are refused by the arguments' check, by name.
+    far = client.get("/api/v1/funnel?unit=HQ&to=0001-01-01", headers=headers)
+    assert far.status_code == 422 and "to" in far.get_json()["errors"]
+
+
 def test_a_rep_or_deal_of_another_branch_is_rejected(app, client, company):
     sh, cd = EventMaker("SH01-001"), EventMaker("CD01-001")
     cd_deal = cd.deal_opened()

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from shared.events import DATA_SCHEMAS, content_hash, load_event
+from shared.events import DATA_SCHEMAS, NUL_MESSAGE, content_hash, load_event
 
 VALID_DATA = {
     "lead.created": {"source": "web", "campaign": "spring", "score": 70, "lifecycle": "potential"},
@@ -87,6 +87,58 @@ def test_a_type_that_is_not_a_string_is_refused_not_raised(type_):
     event, errors = load_event(_event("call.logged", type=type_))
     assert event is None
     assert "type" in errors
+
+
+@pytest.mark.parametrize(
+    "changes,field",
+    [
+        ({"playbook_version": 2**31}, "playbook_version"),  # beyond an integer column
+        ({"occurred_at": "0001-01-01T00:00:00+14:00"}, "occurred_at"),  # before year 1 in UTC
+        ({"occurred_at": "9999-12-31T20:00:00-12:00"}, "occurred_at"),  # after 9999 in UTC
+        ({"occurred_at": "1970-01-01T12:00:00+00:00"}, "occurred_at"),  # the rollups' "now" day
+    ],
+)
+def test_values_hq_could_not_store_or_place_name_the_field(changes, field):
+    event, errors = load_event(_event("call.logged", **changes))
+    assert event is None
+    assert field in errors
+
+
+def test_the_earliest_and_latest_moments_load():
+    for at in ("1971-01-01T00:00:00+00:00", "9999-12-29T11:00:00-12:00"):
+        assert load_event(_event("call.logged", occurred_at=at))[1] is None
+
+
+@pytest.mark.parametrize(
+    "type_,changes,errors",
+    [
+        ("call.logged", {"customer": "Acme\x00"}, {"customer": [NUL_MESSAGE]}),
+        (
+            "visit.logged",
+            {"data": {"decision_maker_met": True, "outcome": "a\x00b"}},
+            {"data": {"outcome": [NUL_MESSAGE]}},
+        ),
+        (
+            "quote.issued",
+            {"data": {**VALID_DATA["quote.issued"], "products": ["ok", "\x00"]}},
+            {"data": {"products": {1: [NUL_MESSAGE]}}},
+        ),
+        (
+            "quote.issued",
+            {"data": {**VALID_DATA["quote.issued"], "competitor": {"name": "R\x00"}}},
+            {"data": {"competitor": {"name": [NUL_MESSAGE]}}},
+        ),
+    ],
+)
+def test_a_text_holding_the_nul_character_is_refused_by_name(type_, changes, errors):
+    # PostgreSQL keeps no NUL in text or JSON: such an event could not be stored, and
+    # failed the whole push that carried it.
+    assert load_event(_event(type_, **changes)) == (None, errors)
+
+
+def test_a_backslash_and_u0000_as_plain_text_is_kept():
+    event, errors = load_event(_event("call.logged", customer="C:\\u0000 Ltd"))
+    assert errors is None and event["customer"] == "C:\\u0000 Ltd"
 
 
 def test_deal_events_need_a_deal():

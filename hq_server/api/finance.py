@@ -11,9 +11,9 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from hq_server.api.auth import token_required
-from hq_server.api.bounds import day_field, moment_field
 from hq_server.api.errors import ApiError
 from hq_server.api.export import csv_response
+from hq_server.bounds import day_field, moment_field
 from hq_server.extensions import db
 from hq_server.services import export_jobs, exports, fx
 from hq_server.services import pipeline as pipelines

@@ -7,10 +7,10 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate, validates_schema
 
 from hq_server.api.auth import token_required
-from hq_server.api.bounds import day_field
 from hq_server.api.errors import ApiError
 from hq_server.api.export import csv_response
 from hq_server.api.reports import settle_period
+from hq_server.bounds import day_field
 from hq_server.extensions import db
 from hq_server.models import User
 from hq_server.services import playbooks, violations

@@ -9,8 +9,8 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from hq_server.api.auth import token_required
-from hq_server.api.bounds import day_field
 from hq_server.api.export import csv_response
+from hq_server.bounds import day_field
 from hq_server.services import reports
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Reports")

@@ -15,8 +15,8 @@ from marshmallow import Schema, ValidationError, fields
 from werkzeug.exceptions import HTTPException
 
 from hq_server.api.auth import token_required
-from hq_server.api.bounds import moment_field
 from hq_server.api.errors import DATA_ERRORS, STATUS_CODES, ApiError, bad_value
+from hq_server.bounds import moment_field
 from hq_server.extensions import db
 from hq_server.services.ingest import PushConflict, PushOutcome, push_batch, record_push_failure
 from hq_server.services.org import read_active_unit

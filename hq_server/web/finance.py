@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, g, render_template, request
 from flask_babel import gettext
 
 from hq_server.api.export import csv_response
+from hq_server.bounds import in_bounds
 from hq_server.services import exports, fx
 from hq_server.services import pipeline as pipelines
 from hq_server.services.scope import resolve_unit
@@ -52,6 +53,8 @@ def read_month(name: str, end: bool = False) -> date | None:
     try:
         first = date.fromisoformat(f"{raw}-01")
     except ValueError:
+        return None
+    if not in_bounds(first):
         return None
     return _month_end(first) if end else first
 

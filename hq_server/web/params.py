@@ -7,6 +7,8 @@ from datetime import date, datetime, timedelta
 
 from flask import request
 
+from hq_server.bounds import in_bounds
+
 DEFAULT_DAYS = 30
 MAX_DAYS = 3660
 
@@ -29,25 +31,29 @@ class Period:
 
 
 def read_date(name: str) -> date | None:
-    """Return the ISO date in query argument ``name``; None when absent or unreadable."""
+    """Return the ISO date in query argument ``name``; None when absent, unreadable or out of
+    bounds (``hq_server.bounds``)."""
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         return None
+    return day if in_bounds(day) else None
 
 
 def read_moment(name: str) -> datetime | None:
-    """Return the ``datetime-local`` value in query argument ``name`` (naive: HQ's zone)."""
+    """Return the ``datetime-local`` value in query argument ``name`` (naive: HQ's zone);
+    None when absent, unreadable or out of bounds."""
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
     try:
-        return datetime.fromisoformat(raw)
+        moment = datetime.fromisoformat(raw)
     except ValueError:
         return None
+    return moment if in_bounds(moment) else None
 
 
 def period(today: date | None = None) -> Period:

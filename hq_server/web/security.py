@@ -23,8 +23,9 @@ from flask import (
 )
 from flask_babel import gettext
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 
+from hq_server.api.errors import DATA_ERRORS, bad_value
 from hq_server.extensions import db
 from hq_server.models import User
 from hq_server.services.scope import OutOfScope, Principal
@@ -50,6 +51,8 @@ def register(console: Blueprint) -> None:
     console.register_error_handler(OutOfScope, _not_found)
     console.register_error_handler(Forbidden, _forbidden)
     console.register_error_handler(HTTPException, _http_error)
+    for kind in DATA_ERRORS:
+        console.register_error_handler(kind, _bad_value)
     console.register_error_handler(Exception, _unexpected)
 
 
@@ -163,6 +166,12 @@ def _http_error(exc: HTTPException):
     if exc.code == 403:
         return _forbidden(exc)
     return _page(exc.code or 500, f"{exc.code} {exc.name}", exc.description or "")
+
+
+def _bad_value(exc: Exception):
+    log.warning("console: a value the database refused: %s", exc)
+    db.session.rollback()
+    return _http_error(BadRequest(bad_value(exc).message))
 
 
 def _unexpected(exc: Exception):

@@ -465,3 +465,26 @@ def test_the_close_month_chart_names_deals_without_a_close_date(signed_in, activ
     # The activity has a deal without an expected close: named alike in the table and chart.
     assert "No close date" in table[: table.index("</table>")]
     assert "No close date" in months and "none" not in months
+
+
+HOSTILE = [
+    "/console/overview?from=0001-01-01&to=0001-01-05",
+    "/console/regions/WEST?to=0001-01-01",
+    "/console/branches/SH01?from=9999-12-01&to=9999-12-31",
+    "/console/finance?unit=HQ&at=0001-01-01T00:00",
+    "/console/finance?unit=HQ&at=9999-12-31T23:59",
+    "/console/finance?unit=HQ&close_from=0001-01&close_to=9999-12",
+    "/console/finance?unit=HQ&t0=0001-01-01T00:00&t1=9999-12-31T23:59&term=new",
+    "/console/branches/SH%0001",
+    "/console/reps/SH01-001%00",
+]
+
+
+@pytest.mark.parametrize("page", HOSTILE)
+def test_days_out_of_bounds_and_nul_characters_never_fail_a_page(signed_in, activity, page):
+    # Each of these failed with a 500 page: a day whose period or week left the dates
+    # Python holds, or a code the database refused to compare.
+    role = "finance" if "finance" in page else "hq_manager"
+    answer = signed_in(role).get(page)
+    assert answer.status_code in (200, 400, 404), page
+    assert answer.mimetype == "text/html"

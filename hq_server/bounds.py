@@ -1,4 +1,4 @@
-"""The days and moments the API accepts in a request.
+"""The days and moments a request may name (the API's arguments and bodies, the console's).
 
 Wide enough for any question about a sales organisation's history and plans, narrow enough
 that every period derived from them (the previous period of a report, its weeks, a month's
@@ -17,9 +17,13 @@ LAST_DAY = date(9000, 12, 31)
 _MESSAGE = f"must be between {FIRST_DAY} and {LAST_DAY}"
 
 
+def in_bounds(value: date | datetime) -> bool:
+    """Whether ``value``'s day lies within ``FIRST_DAY`` .. ``LAST_DAY``."""
+    return FIRST_DAY <= (value.date() if isinstance(value, datetime) else value) <= LAST_DAY
+
+
 def _within(value: date | datetime) -> None:
-    day = value.date() if isinstance(value, datetime) else value
-    if not FIRST_DAY <= day <= LAST_DAY:
+    if not in_bounds(value):
         raise ValidationError(_MESSAGE)
 
 

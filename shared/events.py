@@ -242,7 +242,8 @@ def _nul_paths(value: Any) -> Any:
 
 
 def load_with_marshmallow(raw: dict) -> tuple[dict | None, dict | None]:
-    """``load_event`` through the marshmallow schemas only: the reference the fast path meets."""
+    """``load_event`` through the marshmallow schemas only: the reference the fast path meets
+    (``load_event`` then applies the NUL rule to what either path loaded)."""
     try:
         event = ENVELOPE.load(raw)
     except ValidationError as exc:

@@ -274,10 +274,11 @@ def record_deal(
     help="write the per-row report to this CSV",
 )
 @click.option("--quiet", is_flag=True, help="no per-row lines for refused rows")
+@click.option("--encoding", default=None, help="the file's encoding if not UTF-8, e.g. gb18030")
 @pass_agent
-def import_cmd(agent: Agent, file: Path, undated_on, report_path, quiet) -> None:
+def import_cmd(agent: Agent, file: Path, undated_on, report_path, quiet, encoding) -> None:
     """Queue the events of a spreadsheet (CSV); every row is reported."""
-    from branch_agent.importer import ImportFormatError, import_file
+    from branch_agent.importer import ImportFormatError, import_file, read_sheet
 
     with agent.outbox() as outbox:
         if not outbox.get_cache("reps"):
@@ -286,9 +287,9 @@ def import_cmd(agent: Agent, file: Path, undated_on, report_path, quiet) -> None
                 "other branches will be refused by HQ at sync",
                 err=True,
             )
-        with file.open(encoding="utf-8-sig") as fh:
-            total = sum(1 for _ in fh) - 1
         try:
+            with read_sheet(file, encoding) as fh:
+                total = sum(1 for _ in fh) - 1
             with click.progressbar(
                 length=max(total, 0),
                 label=f"importing {file.name}",
@@ -299,6 +300,7 @@ def import_cmd(agent: Agent, file: Path, undated_on, report_path, quiet) -> None
                     file,
                     undated_on=undated_on.date() if undated_on else None,
                     progress=bar.update,
+                    encoding=encoding,
                 )
         except ImportFormatError as exc:
             raise click.ClickException(str(exc)) from exc

@@ -16,6 +16,7 @@ nothing new. Nothing is guessed: a row that does not say enough is refused.
 from __future__ import annotations
 
 import csv
+import io
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from pathlib import Path
 from branch_agent.outbox import Outbox
 from branch_agent.recorder import RecordError, branch_timezone, build_event
 from shared.codes import slug
+from shared.textfiles import TextFileError, read_text
 
 NAMESPACE = uuid.UUID("6f1c1c2e-5b0c-4a8e-9d3f-2f4a7c1e9b10")
 PIPELINE_COLUMNS = {"opportunity_id", "sales_agent", "product", "deal_stage", "engage_date"}
@@ -68,12 +70,20 @@ def _norm(name: str) -> str:
     return "".join(name.split()).casefold()
 
 
-def load_prices(folder: Path) -> dict[str, float]:
+def read_sheet(path: Path, encoding: str | None = None) -> io.StringIO:
+    """Return the text of a sheet to read rows from (UTF-8 unless ``encoding`` names another)."""
+    try:
+        return io.StringIO(read_text(path, encoding), newline="")
+    except TextFileError as exc:
+        raise ImportFormatError(str(exc)) from exc
+
+
+def load_prices(folder: Path, encoding: str | None = None) -> dict[str, float]:
     """Read list prices from ``products.csv`` beside the pipeline file, if there is one."""
     path = folder / "products.csv"
     if not path.exists():
         return {}
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    with read_sheet(path, encoding) as fh:
         return {_norm(r["product"]): float(r["sales_price"]) for r in csv.DictReader(fh)}
 
 
@@ -211,13 +221,14 @@ def import_file(
     *,
     undated_on: date | None = None,
     progress: Callable[[int], None] | None = None,
+    encoding: str | None = None,
 ) -> ImportReport:
     """Queue the events of every mappable row of ``path``; report every row."""
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    with read_sheet(path, encoding) as fh:
         reader = csv.DictReader(fh)
         header = {h.strip() for h in reader.fieldnames or []}
         if PIPELINE_COLUMNS <= header:
-            mapper = PipelineRows(outbox, load_prices(path.parent), undated_on)
+            mapper = PipelineRows(outbox, load_prices(path.parent, encoding), undated_on)
             key_column = "opportunity_id"
         elif ACTIVITY_COLUMNS <= header:
             mapper, key_column = ActivityRows(outbox, path.name), "id"

@@ -84,24 +84,26 @@ def org() -> None:
 
 @org.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--encoding", default=None, help="the file's encoding if not UTF-8, e.g. gb18030")
 @pass_ctx
-def org_import(ctx: Context, file: Path) -> None:
+def org_import(ctx: Context, file: Path, encoding: str | None) -> None:
     """Create or update regions, branches and reps from a CSV or YAML FILE."""
-    report = import_org_file(ctx.app, file)
+    report = import_org_file(ctx.app, file, encoding)
     click.echo(
         f"created: {report.created['region']} region(s), {report.created['branch']} "
         f"branch(es), {report.created['rep']} rep(s); moved: {len(report.moved)}"
     )
 
 
-def import_org_file(app, file: Path):
+def import_org_file(app, file: Path, encoding: str | None = None):
     """Import ``file`` in one transaction; exit with the row errors if it is invalid."""
     from hq_server.extensions import db as database
     from hq_server.services.org import OrgImportError, import_org, read_org_file
 
     with app.app_context():
         try:
-            report = import_org(read_org_file(file), app.config["SETTINGS"].default_timezone)
+            rows = read_org_file(file, encoding)
+            report = import_org(rows, app.config["SETTINGS"].default_timezone)
         except OrgImportError as exc:
             database.session.rollback()
             click.echo(f"error: {exc}", err=True)
@@ -265,10 +267,20 @@ def playbook() -> None:
     """Validate, publish and compare playbook versions."""
 
 
+def _read_source(file: Path) -> str:
+    """A playbook file's text (UTF-8); a file that is not text ends the command with why."""
+    from shared.textfiles import TextFileError, read_text
+
+    try:
+        return read_text(file, hint="save it as UTF-8")
+    except TextFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 def _read_playbook(ctx: Context, file: Path):
     from hq_server.services import playbooks
 
-    source = file.read_text(encoding="utf-8")
+    source = _read_source(file)
     with ctx.app.app_context():
         try:
             return source, playbooks.validate(source)
@@ -330,7 +342,7 @@ def playbook_diff(ctx: Context, old: str | None, new: str | None) -> None:
 
         def source(ref: str | None, fallback_index: int) -> tuple[str, str]:
             if ref and Path(ref).exists():
-                return Path(ref).read_text(encoding="utf-8"), ref
+                return _read_source(Path(ref)), ref
             version = (
                 int(ref)
                 if ref

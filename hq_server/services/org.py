@@ -18,6 +18,7 @@ from hq_server.extensions import db
 from hq_server.models import OrgUnit, Rep
 from hq_server.services.rows import execute_plain
 from shared.codes import slug
+from shared.textfiles import TextFileError, read_text
 
 HQ_CODE = "HQ"
 CODE_RE = r"^[A-Z0-9][A-Z0-9_.-]{0,63}$"
@@ -58,9 +59,15 @@ class ImportReport:
     unchanged: int = 0
 
 
-def read_org_file(path: Path) -> list[dict]:
-    """Read a CSV or YAML org file into raw rows for ``OrgRowSchema``."""
-    text = path.read_text(encoding="utf-8-sig")
+def read_org_file(path: Path, encoding: str | None = None) -> list[dict]:
+    """Read a CSV or YAML org file into raw rows for ``OrgRowSchema``.
+
+    UTF-8 unless ``encoding`` names another (``shared.textfiles``).
+    """
+    try:
+        text = read_text(path, encoding)
+    except TextFileError as exc:
+        raise OrgImportError(str(exc)) from exc
     if path.suffix.lower() in (".yaml", ".yml"):
         return _rows_from_yaml(text)
     return _rows_from_csv(text)

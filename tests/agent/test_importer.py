@@ -149,3 +149,17 @@ def test_an_unknown_layout_is_refused(outbox, tmp_path):
     path = _write(tmp_path / "x.csv", ["a", "b"], [["1", "2"]])
     with pytest.raises(ImportFormatError, match="unrecognised header"):
         import_file(outbox, path)
+
+
+def test_a_sheet_in_another_encoding_is_refused_then_read_when_named(outbox, tmp_path):
+    path = tmp_path / "day.csv"
+    path.write_bytes(
+        "type,occurred_at,rep,customer,connected\n"
+        "call.logged,2026-11-20T11:00:00+08:00,ANNA-SNELLING,广州机械,true\n".encode("gb18030")
+    )
+    with pytest.raises(ImportFormatError, match="not utf-8 text"):
+        import_file(outbox, path)
+    assert outbox.list() == []  # nothing queued from a file that was not read
+    report = import_file(outbox, path, encoding="gb18030")
+    assert [r.status for r in report.rows] == ["queued"]
+    assert outbox.list()[0]["body"]["customer"] == "广州机械"

@@ -59,6 +59,25 @@ def test_bad_input_gets_a_clear_message_and_a_failing_exit_code(app, run, tmp_pa
     assert "row 2" in result.output
 
 
+def test_an_org_file_in_another_encoding_is_refused_then_read_when_named(app, run, tmp_path):
+    sheet = tmp_path / "org.csv"
+    sheet.write_bytes(
+        "region_code,region_name,branch_code,branch_name,rep_code,rep_name\n"
+        "SOUTH,华南,GZ01,广州分公司,GZ01-001,张三\n".encode("gb18030")
+    )
+    refused = run("org", "import", str(sheet))
+    assert refused.exit_code == 2 and "--encoding" in refused.output
+    assert run("org", "import", str(sheet), "--encoding", "gb18030").exit_code == 0
+    with app.app_context():
+        names = db.session.execute(
+            text(
+                "SELECT u.name, r.name FROM reps r JOIN org_units u ON u.id = r.branch_id "
+                "WHERE r.code = 'GZ01-001'"
+            )
+        ).one()
+    assert tuple(names) == ("广州分公司", "张三")
+
+
 def test_rebuild_is_queued_through_the_outbox(app, run):
     assert run("rebuild", "--branch", "SH01").exit_code == 0
     assert run("rebuild", "--branch", "SH01").exit_code == 0  # still one waiting job

@@ -23,6 +23,7 @@ from marshmallow import (
 )
 
 from shared.fastpath import compile_schema
+from shared.protocol import NUL_MESSAGE
 from shared.stages import FORECAST_CATEGORIES
 
 LIFECYCLE_STATES = ("unidentified", "potential", "opportunity", "order_customer", "user")
@@ -160,7 +161,6 @@ _MAX_OFFSET = timedelta(hours=14)
 _EARLIEST = datetime(1971, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 MAX_INT4 = 2**31 - 1  # what an integer column holds
-NUL_MESSAGE = "must not contain the NUL character (U+0000)"
 
 
 class EventSchema(_Strict):

@@ -33,12 +33,17 @@ REJECTION_MESSAGES = {
 }
 
 
+# PostgreSQL keeps no NUL character in text (events are checked whole by shared.events).
+NUL_MESSAGE = "must not contain the NUL character (U+0000)"
+NO_NUL = validate.Regexp(r"[^\x00]*\Z", error=NUL_MESSAGE)
+
+
 class AgentInfoSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    id = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    version = fields.String(load_default="", validate=validate.Length(max=50))
+    id = fields.String(required=True, validate=[validate.Length(min=1, max=100), NO_NUL])
+    version = fields.String(load_default="", validate=[validate.Length(max=50), NO_NUL])
 
 
 class PushRequestSchema(Schema):

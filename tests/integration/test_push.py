@@ -333,6 +333,18 @@ def test_a_body_without_agent_gets_field_errors(client, company):
     assert resp.get_json()["errors"] == {"agent": ["Missing data for required field."]}
 
 
+def test_an_agent_id_with_a_nul_character_gets_a_field_error_and_stores_nothing(
+    app, client, company
+):
+    # It was found only when the stream's row was written, after the events: a 400 then.
+    resp = push(client, company.agent("SH01"), [EventMaker().deal_opened()], agent="a\x00")
+    assert resp.status_code == 422
+    assert resp.get_json()["errors"] == {
+        "agent": {"id": ["must not contain the NUL character (U+0000)"]}
+    }
+    assert _count(app, "events") == 0
+
+
 def test_push_needs_an_agent_token(client, company):
     no_token = client.post("/api/v1/sync/push", json={"agent": {"id": "a"}, "events": []})
     bad_token = client.post(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 
 from sqlalchemy import select
@@ -18,6 +19,10 @@ from hq_server.services.scope import Principal
 
 AGENT_PREFIX = "hqa_"
 USER_PREFIX = "hqu_"
+
+
+# What a user name may be: it signs in, shows on pages and goes into logs as typed.
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{1,99}")
 
 
 class AuthError(ValueError):
@@ -55,6 +60,10 @@ def add_user(
     email: str | None = None,
 ) -> User:
     """Create a user with a role and a scope unit."""
+    if not USERNAME.fullmatch(username):
+        raise AuthError(
+            "a user name has 2 to 100 letters, digits or . _ @ -, starting with a letter or digit"
+        )
     if role not in ROLES:
         raise AuthError(f"role must be one of {', '.join(ROLES)}")
     unit = active_unit(scope_code)

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext
 
 from hq_server.extensions import db
 from hq_server.models import User
 from hq_server.models.auth import ROLES
-from hq_server.services.auth import AuthError, add_user
+from hq_server.services.auth import USERNAME, AuthError, add_user
 from hq_server.web import accounts
 from hq_server.web.auth import account_message
 from hq_server.web.security import roles_required
 
 bp = Blueprint("admin", __name__)
 ADMINS = ("admin",)
-USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{1,99}$")
 
 
 def _render(error: str | None = None, form: dict | None = None, status: int = 200):
@@ -45,7 +42,7 @@ def create_user():
     form = {k: request.form.get(k, "").strip() for k in ("username", "name", "role", "scope")}
     form["email"] = request.form.get("email", "").strip()
     password = request.form.get("password", "")
-    if not USERNAME.match(form["username"]):
+    if not USERNAME.fullmatch(form["username"]):
         return _render(gettext("A user name has 2 to 100 letters, digits or . _ @ -."), form, 422)
     if accounts.find_user(form["username"]) is not None:
         return _render(gettext("This user name is taken."), form, 422)

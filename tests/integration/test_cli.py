@@ -52,6 +52,9 @@ def test_bad_input_gets_a_clear_message_and_a_failing_exit_code(app, run, tmp_pa
     assert run("agent-token", "NOWHERE").exit_code == 1
     bad_user = run("user", "add", "bob", "--role", "finance", "--scope", "NOWHERE")
     assert bad_user.exit_code == 1 and "no active org unit" in bad_user.output
+    for name in ("eve\x01", "eve\nadmin logged in", " eve", "e"):  # as the console refuses
+        bad_name = run("user", "add", name, "--role", "finance", "--scope", "HQ")
+        assert bad_name.exit_code == 1 and "a user name has" in bad_name.output, repr(name)
     bad_file = tmp_path / "org.csv"
     bad_file.write_text("region_code,region_name,branch_code,branch_name\nbad code,x,B1,y\n")
     result = run("org", "import", str(bad_file))

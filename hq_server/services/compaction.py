@@ -52,6 +52,18 @@ _FOLDS = (
 )
 
 
+def hold_off_compaction(conn) -> None:
+    """Take the compaction's lock to the end of the transaction.
+
+    A moved branch's rebuild writes the shared rows once per row version of the branch,
+    each on its own stripe, in separate statements; the compaction takes a unit's rows of
+    every stripe in one order, which separate statements cannot follow. The rebuild takes
+    this lock before it writes a row, and each unit's compaction before it locks one, so
+    the two go one at a time and never wait on each other's rows.
+    """
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('compaction:unit-rollups'))"))
+
+
 def compact_unit_rollups(today: date | None = None) -> dict:
     """Fold settled stripes of every region and HQ row; return rows folded per run."""
     today = today or datetime.now(UTC).date()
@@ -67,6 +79,7 @@ def compact_unit_rollups(today: date | None = None) -> dict:
     ).all()
     written = 0
     for unit_id in units:
+        hold_off_compaction(db.session.connection())
         for fold, week_days in _FOLDS:
             params = {"u": unit_id, "cutoff": cutoff - timedelta(days=week_days)}
             written += db.session.execute(fold, params).rowcount

@@ -21,6 +21,7 @@ from hq_server.extensions import db
 from hq_server.metrics.deal_rollups import CURRENT_DAY
 from hq_server.metrics.weeks import WEEK_OF
 from hq_server.models import OrgUnit
+from hq_server.services.compaction import hold_off_compaction
 from hq_server.services.ingest import (
     apply_to_projection,
     count_events,
@@ -60,6 +61,9 @@ def rebuild_branch(code: str) -> int:
     conn = db.session.connection()
     # The branch's pushes and approvals wait meanwhile: nothing is counted twice or missed.
     lock_branch(conn, code)
+    # And the stripe compaction, which would not take the rows of a moved branch's versions
+    # in the order this writes them.
+    hold_off_compaction(conn)
     rows = list(
         db.session.scalars(select(OrgUnit).where(OrgUnit.code == code, OrgUnit.kind == "branch"))
     )

@@ -23,6 +23,7 @@ from hq_server.extensions import db
 from hq_server.jobs.outbox import add_job, relay
 from hq_server.models import OrgUnit, Rep
 from hq_server.models.rollups import STRIPES
+from hq_server.services.compaction import compact_unit_rollups
 from hq_server.services.ingest import upsert_rollups
 from hq_server.services.org import import_org
 from hq_server.services.rebuild import rebuild_branch
@@ -353,3 +354,33 @@ def test_a_rebuild_and_a_push_on_the_same_stripe_do_not_deadlock(app, client, co
             {"u": upper},
         ).all()
     assert calls == [(u, d, 2) for u in upper for d in (early_day, late_day)]
+
+
+def test_the_stripe_compaction_waits_for_a_rebuild(app, client, company):
+    # A moved branch's rebuild writes the shared rows once per row version, on each one's
+    # stripe, in separate statements: the compaction, which takes a unit's rows of every
+    # stripe in one order, could hold one the rebuild needs next. The two go one at a time.
+    maker = EventMaker("SH01-001", start=datetime(2026, 11, 2, 2, tzinfo=UTC))
+    events = [maker.deal_opened(), maker.make("call.logged", {"connected": True})]
+    assert push(client, company.agent("SH01"), events).status_code == 200
+    errors: list[BaseException] = []
+    with app.app_context(), db.engine.connect() as held:
+        rebuild = start_held_rebuild(app, held, errors)
+        compaction = app_thread(app, errors, compact_unit_rollups, date(2026, 11, 20))
+        compaction.start()
+        wait_until(lambda: lock_waiters(held) == 2)
+        assert lock_waiters(held) == 2, "the compaction did not wait for the rebuild"
+        held.rollback()  # the rebuild goes on, then the compaction
+        for thread in (rebuild, compaction):
+            thread.join(30)
+    assert errors == []
+    with app.app_context():
+        upper = _branch("SH01").path_ids[:-1]  # the region and HQ: the rows it folds
+        striped, folded = db.session.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE stripe <> 0), count(*) FILTER (WHERE stripe = 0) "
+                "FROM unit_rollups WHERE unit_id = ANY(:u) AND day < '2026-11-18'"
+            ),
+            {"u": upper},
+        ).one()
+    assert (striped, folded > 0) == (0, True)  # it did its work once the rebuild was done

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import text
 
 from hq_server.extensions import db
+from hq_server.services.rows import hold_lock
 
 log = logging.getLogger(__name__)
 SETTLE_DAYS = 2
@@ -61,7 +62,7 @@ def hold_off_compaction(conn) -> None:
     this lock before it writes a row, and each unit's compaction before it locks one, so
     the two go one at a time and never wait on each other's rows.
     """
-    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('compaction:unit-rollups'))"))
+    hold_lock(conn, "compaction:unit-rollups")
 
 
 def compact_unit_rollups(today: date | None = None) -> dict:

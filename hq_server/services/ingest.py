@@ -26,7 +26,7 @@ from hq_server.models.rollups import STRIPES
 from hq_server.services import rules
 from hq_server.services.deals import load_deals, write_deals
 from hq_server.services.pipeline_history import pipeline_state, record_changes
-from hq_server.services.rows import execute_binary, execute_plain, to_json
+from hq_server.services.rows import execute_binary, execute_plain, hold_lock, to_json
 from shared import protocol
 from shared.events import canonical_json, hash_canonical, load_event
 from shared.stages import STAGES_BY_NAME
@@ -129,7 +129,7 @@ def lock_branch(conn, code: str) -> None:
     streams' seqs, its deals, its rollups) and write it back: they go one at a time,
     while other branches' run in parallel.
     """
-    execute_plain(conn, "SELECT pg_advisory_xact_lock(hashtext(%(k)s))", {"k": f"branch:{code}"})
+    hold_lock(conn, f"branch:{code}")
 
 
 def _validate(raw_events: list, results: list, latest: datetime) -> list[_Candidate]:

@@ -37,7 +37,7 @@ from sqlalchemy import text
 from hq_server.extensions import db
 from hq_server.metrics.projection import apply_event, local_day, new_deal
 from hq_server.services import fx, playbooks
-from hq_server.services.rows import execute_binary
+from hq_server.services.rows import execute_binary, hold_lock
 from hq_server.services.scope import units_on_path
 from shared.stages import DEFAULT_STAGES, Stage
 
@@ -302,7 +302,7 @@ def build_cut(cut: datetime, *, upper: bool = False) -> int:
     as it is. Caller commits.
     """
     conn = db.session.connection()
-    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('pipeline_cuts'))"))
+    hold_lock(conn, "pipeline_cuts")
     if conn.execute(text("SELECT 1 FROM pipeline_cuts WHERE cut = :c"), {"c": cut}).first():
         return 0
     # The cut holds what was applied strictly before it, weighted by the playbook in force

@@ -1,5 +1,6 @@
-"""Statements of the push path: rows as JSON for ``json_populate_recordset``, arrays sent in
-binary, all run on the driver's connection (SQLAlchemy's layer would double their client CPU)."""
+"""Statements run on the driver's connection (SQLAlchemy's layer would double their client
+CPU): those of the push path and each request's, rows as JSON for ``json_populate_recordset``,
+arrays sent in binary; and the transaction-scoped locks that order the writers."""
 
 from __future__ import annotations
 
@@ -51,3 +52,8 @@ def execute_binary(conn, sql: str, params: dict) -> list[tuple]:
     grew.
     """
     return execute_plain(conn, sql, params, prepare=False)
+
+
+def hold_lock(conn, name: str) -> None:
+    """Wait for the advisory lock ``name`` and hold it to the end of the transaction."""
+    execute_plain(conn, "SELECT pg_advisory_xact_lock(hashtext(%(k)s))", {"k": name})

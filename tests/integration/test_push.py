@@ -210,6 +210,17 @@ def test_any_batch_is_answered_event_by_event_and_what_is_accepted_is_stored(
     assert stored == len(accepted)
 
 
+def test_an_event_nested_deeper_than_json_can_be_written_is_rejected_alone(app, client, company):
+    maker = EventMaker()
+    good = maker.make("call.logged", {"connected": True})
+    deep = maker.make("call.logged", {"connected": True})
+    deep["data"]["note"] = json.loads('{"a":' * 300 + "1" + "}" * 300)  # reads, never writes
+    resp = push(client, company.agent("SH01"), [deep, good])
+    assert resp.status_code == 200
+    assert [r["status"] for r in resp.get_json()["results"]] == ["rejected", "accepted"]
+    assert _count(app, "events") == 1
+
+
 def test_a_value_the_database_refuses_is_a_json_400_not_a_500(client, company):
     # Checked nowhere before the database: an id beyond its column, a NUL in a code.
     headers = company.user("hq_manager")

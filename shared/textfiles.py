@@ -37,16 +37,17 @@ def read_text(path: Path, encoding: str | None = None, hint: str = HINT) -> str:
     data = path.read_bytes()
     if encoding is None:
         encoding = next((name for mark, name in _MARKS if data.startswith(mark)), "utf-8")
-    elif encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
-        encoding = "utf-8-sig"  # a mark is not part of the text
     try:
-        text = data.decode(encoding)
+        codec = codecs.lookup(encoding).name  # "UTF8", "utf_8", "u8": utf-8
     except LookupError as exc:
         raise TextFileError(f"unknown encoding {encoding!r}") from exc
+    try:
+        # A mark is not part of the text.
+        text = data.decode("utf-8-sig" if codec == "utf-8" else codec)
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise TextFileError(
-            f"{path.name} is not {encoding} text: byte {exc.start} (line {line}) is "
+            f"{path.name} is not {codec} text: byte {exc.start} (line {line}) is "
             f"{data[exc.start : exc.start + 1]!r}; {hint}"
         ) from exc
     if "\x00" in text:

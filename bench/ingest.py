@@ -45,10 +45,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
-import cpu_meter
 import psycopg
 import requests
-from cpu_meter import CpuMeter
+from cpu_meter import GROUPS, CpuMeter
 from psycopg import conninfo, sql
 
 AGENT_VERSION = "bench-1.0"
@@ -706,14 +705,14 @@ def expect_rows(dsn: str, table: str, expected: int) -> None:
 
 def cpu_table(meter: CpuMeter, phases: list[tuple[str, dict]]) -> list[str]:
     """Lines of CPU time per event (µs) by group of processes, for each measured phase."""
-    rows = [("cpu per event, µs", *cpu_meter.GROUPS, "all")]
+    rows = [("cpu per event, µs", *GROUPS, "all")]
     for name, phase in phases:
         spent = meter.between(phase["start"], phase["end"])
         if spent is None:
             continue
         # Per event: the phase's events over the phase's length, at the window's rate.
         scale = phase["seconds"] / spent["seconds"] / phase["events"] * 1e6
-        values = [spent[g] * scale for g in cpu_meter.GROUPS]
+        values = [spent[g] * scale for g in GROUPS]
         rows.append((name, *(f"{v:.1f}" for v in values), f"{sum(values):.1f}"))
     return format_table(rows) if len(rows) > 1 else []
 

@@ -12,6 +12,7 @@ from branch_agent.web.fields import Entry, flatten_errors, merge_errors
 from branch_agent.web.forms import FORMS, Form, initial_values, label_for, read_values, to_entry
 from branch_agent.web.i18n import current_language
 from branch_agent.web.lookups import Lookups
+from branch_agent.web.messages import say
 from branch_agent.web.store import get_branch_tz, get_outbox
 
 bp = Blueprint("entries", __name__)
@@ -99,12 +100,16 @@ def render_form(
         messages = []
         for path, found in flat.items():
             if path == f.path or path.startswith(f.path + "."):
-                messages.extend(found)
+                messages.extend(say(m) for m in found)
                 claimed.add(path)
         value = values.get(f.name, "")
         options = lookups.options(f.options, str(value)) if f.widget == "select" else []
         rows.append({"f": f, "value": value, "options": options, "errors": messages})
-    others = [(label_for(path, form), found) for path, found in flat.items() if path not in claimed]
+    others = [
+        (label_for(path, form), [say(m) for m in found])
+        for path, found in flat.items()
+        if path not in claimed
+    ]
     return render_template(
         "entry.html",
         form=form,

@@ -18,6 +18,7 @@ from branch_agent.web.forms import (
     to_entry,
 )
 from branch_agent.web.lookups import Lookups
+from branch_agent.web.messages import say
 from branch_agent.web.store import get_branch_tz, get_outbox
 
 bp = Blueprint("rejected", __name__, url_prefix="/rejected")
@@ -78,4 +79,7 @@ def problems(row: dict) -> list[tuple[str, list[str]]]:
     """Return HQ's field errors for a row as (input label, messages) pairs."""
     errors = (row.get("hq_result") or {}).get("errors") or {}
     form = FORMS.get(KIND_BY_TYPE.get(row["type"], ""))
-    return [(label_for(path, form), found) for path, found in flatten_errors(errors).items()]
+    return [
+        (label_for(path, form), [say(m) for m in found])
+        for path, found in flatten_errors(errors).items()
+    ]

@@ -9,6 +9,7 @@ from flask_babel import format_timedelta
 
 from branch_agent.web.csrf import csrf_token
 from branch_agent.web.i18n import LANGUAGES, STATE_LABELS, TYPE_LABELS, html_lang, other_language
+from branch_agent.web.messages import say
 from branch_agent.web.store import get_branch_tz, get_outbox
 
 
@@ -16,6 +17,7 @@ def register(app: Flask) -> None:
     """Add the filters and the shared context to ``app``."""
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["ago"] = ago
+    app.jinja_env.filters["say"] = say
     app.context_processor(shared_context)
 
 

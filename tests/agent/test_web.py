@@ -243,6 +243,21 @@ def test_unreadable_input_is_named_in_the_page_language(client, outbox):
     assert outbox.list() == []
 
 
+def test_the_schemas_messages_are_said_in_the_page_language(client, outbox):
+    deal = open_deal(outbox)
+    response = post(
+        client, "/quote",
+        {"rep": "SH01-999", "deal": deal, "amount": "-5", "currency": "CNY", "occurred_at": PAST},
+        headers={"Accept-Language": "zh-CN"},
+    )  # fmt: skip
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert '<p class="error" id="f-rep-err">不是本分公司的销售代表</p>' in page
+    assert "须在 0 到 10000000000000 之间。" in page
+    assert "Must be greater" not in page and "not a rep" not in page
+
+
 @pytest.mark.parametrize("token", [None, "", "forged-token"])
 def test_a_post_without_the_sessions_token_is_refused(client, outbox, token):
     client.get("/visit")  # the session has a token; the form does not send it
@@ -357,6 +372,20 @@ def test_hqs_field_errors_are_labelled_as_in_the_entrys_form(client, outbox):
 
     assert "<strong>最终金额:</strong> too small" in page
     assert "<strong>产品:</strong> too long" in page
+
+
+def test_hqs_reasons_are_said_in_the_page_language(client, outbox):
+    errors = {"occurred_at": ["Not a valid aware datetime."], "data": {"tip": ["Unknown field."]}}
+    rejected_row(outbox, "visit.logged", {"decision_maker_met": True}, errors=errors)
+
+    chinese = client.get("/rejected/", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    english = client.get("/rejected/").get_data(as_text=True)
+
+    assert "没有此代码的销售代表" in chinese and "no rep with this code" not in chinese
+    assert "<strong>时间:</strong> 日期时间须带时区。" in chinese
+    assert "未知字段。" in chinese
+    assert "no rep with this code" in english
+    assert "<strong>When:</strong> Not a valid aware datetime." in english
 
 
 def test_fix_shows_the_entry_and_queues_the_correction_in_its_place(client, outbox):

@@ -278,7 +278,7 @@ def record_deal(
 @pass_agent
 def import_cmd(agent: Agent, file: Path, undated_on, report_path, quiet, encoding) -> None:
     """Queue the events of a spreadsheet (CSV); every row is reported."""
-    from branch_agent.importer import ImportFormatError, import_file, read_sheet
+    from branch_agent.importer import ImportFormatError, import_sheet, read_sheet
 
     with agent.outbox() as outbox:
         if not outbox.get_cache("reps"):
@@ -288,19 +288,15 @@ def import_cmd(agent: Agent, file: Path, undated_on, report_path, quiet, encodin
                 err=True,
             )
         try:
-            with read_sheet(file, encoding) as fh:
-                total = sum(1 for _ in fh) - 1
+            sheet = read_sheet(file, encoding)
             with click.progressbar(
-                length=max(total, 0),
-                label=f"importing {file.name}",
-                file=sys.stderr,
+                length=len(sheet.rows), label=f"importing {file.name}", file=sys.stderr
             ) as bar:
-                report = import_file(
+                report = import_sheet(
                     outbox,
-                    file,
+                    sheet,
                     undated_on=undated_on.date() if undated_on else None,
                     progress=bar.update,
-                    encoding=encoding,
                 )
         except ImportFormatError as exc:
             raise click.ClickException(str(exc)) from exc

@@ -70,12 +70,29 @@ def _norm(name: str) -> str:
     return "".join(name.split()).casefold()
 
 
-def read_sheet(path: Path, encoding: str | None = None) -> io.StringIO:
-    """Return the text of a sheet to read rows from (UTF-8 unless ``encoding`` names another)."""
+@dataclass
+class Sheet:
+    """A spreadsheet read once: its columns and its rows, each with the line it starts on."""
+
+    path: Path
+    columns: set[str]
+    rows: list[tuple[int, dict]]
+    encoding: str | None = None
+
+
+def read_sheet(path: Path, encoding: str | None = None) -> Sheet:
+    """Read a sheet's rows (UTF-8 unless ``encoding`` names another)."""
     try:
-        return io.StringIO(read_text(path, encoding), newline="")
+        text = read_text(path, encoding)
     except TextFileError as exc:
         raise ImportFormatError(str(exc)) from exc
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = {h.strip() for h in reader.fieldnames or []}
+    rows, start = [], reader.line_num + 1
+    for row in reader:  # a quoted cell may hold line breaks: a row can span lines
+        rows.append((start, row))
+        start = reader.line_num + 1
+    return Sheet(path, columns, rows, encoding)
 
 
 def load_prices(folder: Path, encoding: str | None = None) -> dict[str, float]:
@@ -83,8 +100,9 @@ def load_prices(folder: Path, encoding: str | None = None) -> dict[str, float]:
     path = folder / "products.csv"
     if not path.exists():
         return {}
-    with read_sheet(path, encoding) as fh:
-        return {_norm(r["product"]): float(r["sales_price"]) for r in csv.DictReader(fh)}
+    return {
+        _norm(r["product"]): float(r["sales_price"]) for _, r in read_sheet(path, encoding).rows
+    }
 
 
 def _day(value: str, column: str) -> date:
@@ -224,26 +242,37 @@ def import_file(
     encoding: str | None = None,
 ) -> ImportReport:
     """Queue the events of every mappable row of ``path``; report every row."""
-    with read_sheet(path, encoding) as fh:
-        reader = csv.DictReader(fh)
-        header = {h.strip() for h in reader.fieldnames or []}
-        if PIPELINE_COLUMNS <= header:
-            mapper = PipelineRows(outbox, load_prices(path.parent, encoding), undated_on)
-            key_column = "opportunity_id"
-        elif ACTIVITY_COLUMNS <= header:
-            mapper, key_column = ActivityRows(outbox, path.name), "id"
-        else:
-            raise ImportFormatError(
-                f"{path.name}: unrecognised header {sorted(header)}; expected the pipeline "
-                f"export ({', '.join(sorted(PIPELINE_COLUMNS))}) or an activity sheet "
-                f"({', '.join(sorted(ACTIVITY_COLUMNS))}, …)"
-            )
-        report = ImportReport()
-        for line, row in enumerate(reader, start=2):
-            key = (row.get(key_column) or "").strip() or f"line {line}"
-            report.rows.append(_import_row(outbox, mapper, row, line, key, path.name))
-            if progress:
-                progress(1)
+    return import_sheet(
+        outbox, read_sheet(path, encoding), undated_on=undated_on, progress=progress
+    )
+
+
+def import_sheet(
+    outbox: Outbox,
+    sheet: Sheet,
+    *,
+    undated_on: date | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Queue the events of every mappable row of a sheet read before; report every row."""
+    path = sheet.path
+    if PIPELINE_COLUMNS <= sheet.columns:
+        mapper = PipelineRows(outbox, load_prices(path.parent, sheet.encoding), undated_on)
+        key_column = "opportunity_id"
+    elif ACTIVITY_COLUMNS <= sheet.columns:
+        mapper, key_column = ActivityRows(outbox, path.name), "id"
+    else:
+        raise ImportFormatError(
+            f"{path.name}: unrecognised header {sorted(sheet.columns)}; expected the pipeline "
+            f"export ({', '.join(sorted(PIPELINE_COLUMNS))}) or an activity sheet "
+            f"({', '.join(sorted(ACTIVITY_COLUMNS))}, …)"
+        )
+    report = ImportReport()
+    for line, row in sheet.rows:
+        key = (row.get(key_column) or "").strip() or f"line {line}"
+        report.rows.append(_import_row(outbox, mapper, row, line, key, path.name))
+        if progress:
+            progress(1)
     return report
 
 

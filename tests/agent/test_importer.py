@@ -163,3 +163,18 @@ def test_a_sheet_in_another_encoding_is_refused_then_read_when_named(outbox, tmp
     report = import_file(outbox, path, encoding="gb18030")
     assert [r.status for r in report.rows] == ["queued"]
     assert outbox.list()[0]["body"]["customer"] == "广州机械"
+
+
+def test_a_row_is_reported_on_the_line_it_starts_on(outbox, tmp_path):
+    path = _write(
+        tmp_path / "day.csv",
+        ["type", "occurred_at", "rep", "outcome", "decision_maker_met"],
+        [
+            ["visit.logged", "2026-11-20T10:00:00+08:00", "ANNA-SNELLING", "one\ntwo\nthree", "y"],
+            ["visit.logged", "2026-11-20T11:00:00+08:00", "ANNA-SNELLING", "", "maybe"],
+        ],
+    )
+    report = import_file(outbox, path)
+
+    assert [(r.line, r.status) for r in report.rows] == [(2, "queued"), (5, "refused")]
+    assert outbox.list()[0]["body"]["data"]["outcome"] == "one\ntwo\nthree"

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from hq_server.extensions import db
 from shared.events import DATA_SCHEMAS
 from tests.factories import EventMaker, push
-from tests.unit.test_fastpath import KEYS, _valid
+from tests.samples import ENVELOPE_KEYS, full_event
 
 
 def _count(app, table: str) -> int:
@@ -175,12 +175,12 @@ HOSTILE = [
 def hostile_events(draw) -> dict:
     """A valid event of this branch's rep with one to three fields set to hostile values."""
     type_ = draw(st.sampled_from(sorted(DATA_SCHEMAS)))
-    raw = _valid(type_)
+    raw = full_event(type_)
     raw["rep"] = "SH01-001"
     data_keys = [f.data_key or name for name, f in DATA_SCHEMAS[type_].load_fields.items()]
     for _ in range(draw(st.integers(1, 3))):
         in_data = draw(st.booleans()) and isinstance(raw.get("data"), dict)
-        target, keys = (raw["data"], data_keys) if in_data else (raw, KEYS)
+        target, keys = (raw["data"], data_keys) if in_data else (raw, ENVELOPE_KEYS)
         target[draw(st.sampled_from(keys))] = draw(st.sampled_from(HOSTILE))
     return raw
 

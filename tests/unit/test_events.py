@@ -2,52 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from shared.events import DATA_SCHEMAS, NUL_MESSAGE, content_hash, load_event
-
-VALID_DATA = {
-    "lead.created": {"source": "web", "campaign": "spring", "score": 70, "lifecycle": "potential"},
-    "lead.assigned": {"to_rep": "SH01-002"},
-    "lead.recycled": {"reason": "no budget"},
-    "call.logged": {"connected": True, "reached_decision_maker": True, "presented": False},
-    "visit.logged": {"decision_maker_met": True, "outcome": "demo booked", "next_step": "quote"},
-    "quote.issued": {
-        "amount": "1200.50",
-        "currency": "CNY",
-        "discount_pct": 10,
-        "products": ["GTX Pro"],
-        "competitor": {"name": "Rival", "product": "X1", "price": 1100},
-    },
-    "deal.opened": {
-        "name": "ACME rollout",
-        "amount": 50000,
-        "currency": "CNY",
-        "expected_close": "2027-01-31",
-        "stage": "lead",
-    },
-    "deal.stage_changed": {"from": "lead", "to": "visit"},
-    "deal.updated": {"forecast_category": "commit"},
-    "deal.won": {"amount": 48000},
-    "deal.lost": {"loss_reason": "price", "competitor": {"name": "Rival"}},
-    "payment.failed": {"amount": 300, "currency": "CNY", "reason": "card declined"},
-}
-
-
-def _event(type_: str, **changes) -> dict:
-    event = {
-        "id": str(uuid.uuid4()),
-        "seq": 1,
-        "type": type_,
-        "occurred_at": "2026-11-22T10:15:00+08:00",
-        "rep": "SH01-007",
-        "deal": str(uuid.uuid4()),
-        "data": VALID_DATA[type_],
-    }
-    event.update(changes)
-    return event
+from tests.samples import VALID_DATA, sample_event
 
 
 def test_every_type_has_an_example():
@@ -56,7 +14,7 @@ def test_every_type_has_an_example():
 
 @pytest.mark.parametrize("type_", sorted(DATA_SCHEMAS))
 def test_every_event_type_loads(type_):
-    event, errors = load_event(_event(type_))
+    event, errors = load_event(sample_event(type_))
     assert errors is None
     assert event["type"] == type_
 
@@ -76,7 +34,7 @@ def test_every_event_type_loads(type_):
     ],
 )
 def test_bad_envelopes_name_the_field(changes, field):
-    event, errors = load_event(_event("call.logged", **changes))
+    event, errors = load_event(sample_event("call.logged", **changes))
     assert event is None
     assert field in errors
 
@@ -84,7 +42,7 @@ def test_bad_envelopes_name_the_field(changes, field):
 @pytest.mark.parametrize("type_", [[], {}, ["call.logged"]])
 def test_a_type_that_is_not_a_string_is_refused_not_raised(type_):
     # A list or object as the type used to raise while looking up its data schema.
-    event, errors = load_event(_event("call.logged", type=type_))
+    event, errors = load_event(sample_event("call.logged", type=type_))
     assert event is None
     assert "type" in errors
 
@@ -99,14 +57,14 @@ def test_a_type_that_is_not_a_string_is_refused_not_raised(type_):
     ],
 )
 def test_values_hq_could_not_store_or_place_name_the_field(changes, field):
-    event, errors = load_event(_event("call.logged", **changes))
+    event, errors = load_event(sample_event("call.logged", **changes))
     assert event is None
     assert field in errors
 
 
 def test_the_earliest_and_latest_moments_load():
     for at in ("1971-01-01T00:00:00+00:00", "9999-12-29T11:00:00-12:00"):
-        assert load_event(_event("call.logged", occurred_at=at))[1] is None
+        assert load_event(sample_event("call.logged", occurred_at=at))[1] is None
 
 
 @pytest.mark.parametrize(
@@ -133,16 +91,16 @@ def test_the_earliest_and_latest_moments_load():
 def test_a_text_holding_the_nul_character_is_refused_by_name(type_, changes, errors):
     # PostgreSQL keeps no NUL in text or JSON: such an event could not be stored, and
     # failed the whole push that carried it.
-    assert load_event(_event(type_, **changes)) == (None, errors)
+    assert load_event(sample_event(type_, **changes)) == (None, errors)
 
 
 def test_a_backslash_and_u0000_as_plain_text_is_kept():
-    event, errors = load_event(_event("call.logged", customer="C:\\u0000 Ltd"))
+    event, errors = load_event(sample_event("call.logged", customer="C:\\u0000 Ltd"))
     assert errors is None and event["customer"] == "C:\\u0000 Ltd"
 
 
 def test_deal_events_need_a_deal():
-    raw = _event("deal.won")
+    raw = sample_event("deal.won")
     del raw["deal"]
     assert load_event(raw)[1] == {"deal": ["required for deal.won events"]}
 
@@ -160,12 +118,12 @@ def test_deal_events_need_a_deal():
     ],
 )
 def test_bad_data_is_nested_under_data(type_, data, field):
-    _, errors = load_event(_event(type_, data=data))
+    _, errors = load_event(sample_event(type_, data=data))
     assert field in errors["data"]
 
 
 def test_the_content_hash_ignores_key_order_but_not_values():
-    raw = _event("deal.won")
+    raw = sample_event("deal.won")
     reordered = dict(reversed(list(raw.items())))
     assert content_hash(raw) == content_hash(reordered)
     assert content_hash(raw) != content_hash({**raw, "data": {"amount": 1}})

@@ -22,7 +22,7 @@ from shared.events import (
 )
 from shared.fastpath import compile_schema
 from shared.protocol import PushRequestSchema
-from tests.unit.test_events import VALID_DATA, _event
+from tests.samples import ENVELOPE_KEYS, full_event
 
 UUID = "6f1c2a54-8a1e-4d3b-9a55-0d3c2f6e9b11"
 # Values near every edge the schemas draw: lengths, ranges, formats, types JSON can carry.
@@ -119,24 +119,17 @@ json_values = st.recursive(
     max_leaves=5,
 )
 values = st.one_of(st.sampled_from(TRICKY), st.sampled_from(TRICKY), json_values)
-KEYS = ["id", "seq", "type", "occurred_at", "rep", "deal", "customer", "data", "playbook_version"]
-
-
-def _valid(type_: str) -> dict:
-    # Every envelope field filled; data copied, since the tests change it in place.
-    data = copy.deepcopy(VALID_DATA[type_])
-    return _event(type_, seq=7, customer="ACME", playbook_version=3, data=data)
 
 
 @st.composite
 def mutated_events(draw) -> dict:
     """A valid event of a random type with a few envelope and data fields changed."""
     type_ = draw(st.sampled_from(sorted(DATA_SCHEMAS)))
-    raw = _valid(type_)
+    raw = full_event(type_)
     data_keys = [f.data_key or name for name, f in DATA_SCHEMAS[type_].load_fields.items()]
     for _ in range(draw(st.integers(0, 2))):
         where = draw(st.sampled_from(["envelope", "data"]))
-        target, keys = (raw, KEYS) if where == "envelope" else (raw.get("data"), data_keys)
+        target, keys = (raw, ENVELOPE_KEYS) if where == "envelope" else (raw.get("data"), data_keys)
         if not isinstance(target, dict):
             continue
         key = draw(st.sampled_from([*keys, "unknown"]))
@@ -170,7 +163,7 @@ def test_every_schema_compiles():
 
 @pytest.mark.parametrize("type_", sorted(DATA_SCHEMAS))
 def test_valid_events_take_the_fast_path_and_load_the_same(type_):
-    raw = _valid(type_)
+    raw = full_event(type_)
     fast = events._fast_load(copy.deepcopy(raw))
     assert fast is not None
     assert _shape(fast) == _shape(load_with_marshmallow(copy.deepcopy(raw))[0])
@@ -205,10 +198,13 @@ def test_every_field_at_every_edge(type_):
     # Each field of the envelope and of the type's data, set to each edge value or left out.
     data_keys = [f.data_key or name for name, f in DATA_SCHEMAS[type_].load_fields.items()]
     taken = 0
-    for where, keys in (("envelope", [*KEYS, "unknown"]), ("data", [*data_keys, "unknown"])):
+    for where, keys in (
+        ("envelope", [*ENVELOPE_KEYS, "unknown"]),
+        ("data", [*data_keys, "unknown"]),
+    ):
         for key in keys:
             for value in [*TRICKY, _MISSING]:
-                raw = _valid(type_)
+                raw = full_event(type_)
                 target = raw if where == "envelope" else raw["data"]
                 if value is _MISSING:
                     target.pop(key, None)

@@ -87,11 +87,17 @@ def read_sheet(path: Path, encoding: str | None = None) -> Sheet:
     except TextFileError as exc:
         raise ImportFormatError(str(exc)) from exc
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    columns = {h.strip() for h in reader.fieldnames or []}
+    try:
+        columns = {h.strip() for h in reader.fieldnames or []}
+    except csv.Error as exc:
+        raise ImportFormatError(f"{path.name}: line 1: not readable as CSV: {exc}") from exc
     rows, start = [], reader.line_num + 1
-    for row in reader:  # a quoted cell may hold line breaks: a row can span lines
-        rows.append((start, row))
-        start = reader.line_num + 1
+    try:
+        for row in reader:  # a quoted cell may hold line breaks: a row can span lines
+            rows.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as exc:  # a cell beyond the csv module's size limit, say
+        raise ImportFormatError(f"{path.name}: line {start}: not readable as CSV: {exc}") from exc
     return Sheet(path, columns, rows, encoding)
 
 
@@ -277,6 +283,8 @@ def import_sheet(
 
 
 def _import_row(outbox, mapper, row, line, key, source) -> RowOutcome:
+    if None in row:  # csv.DictReader keeps the cells beyond the header under None
+        return RowOutcome(line, key, "refused", reason="more cells than the header has columns")
     try:
         events = mapper.events(row)
     except _Skip as exc:

@@ -73,33 +73,64 @@ def read_org_file(path: Path, encoding: str | None = None) -> list[dict]:
     return _rows_from_csv(text)
 
 
+_SALES_TEAM_COLUMNS = ("sales_agent", "manager", "regional_office")
+
+
 def _rows_from_csv(text: str) -> list[dict]:
-    reader = csv.DictReader(io.StringIO(text))
-    header = {h.strip() for h in reader.fieldnames or []}
-    if {"sales_agent", "manager", "regional_office"} <= header:
-        # The sales-team sheet: region = regional office, branch = manager's team.
-        rows = []
-        for raw in reader:
-            agent, manager = raw["sales_agent"].strip(), raw["manager"].strip()
-            region = raw["regional_office"].strip()
-            rows.append(
-                {
-                    "region_code": slug(region),
-                    "region_name": region,
-                    "branch_code": slug(manager),
-                    "branch_name": f"{manager}'s team",
-                    "rep_code": slug(agent),
-                    "rep_name": agent,
-                }
-            )
-        return rows
-    if {"region_code", "branch_code"} <= header:
-        return [{k.strip(): v.strip() for k, v in raw.items() if v and v.strip()} for raw in reader]
-    raise OrgImportError(
-        "unrecognised CSV header: expected sales_agent,manager,regional_office or "
-        "region_code,region_name,branch_code,branch_name[,timezone,rep_code,rep_name]",
-        {"header": sorted(header)},
-    )
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = {h.strip() for h in reader.fieldnames or []}
+        raw_rows = list(reader)
+    except csv.Error as exc:  # a cell beyond the csv module's size limit, say
+        line = reader.line_num + 1  # the line it could not read
+        raise OrgImportError(f"line {line}: not readable as CSV: {exc}") from exc
+    if set(_SALES_TEAM_COLUMNS) <= header:
+        read_row = _sales_team_row  # region = regional office, branch = manager's team
+    elif {"region_code", "branch_code"} <= header:
+        read_row = _org_row
+    else:
+        raise OrgImportError(
+            "unrecognised CSV header: expected sales_agent,manager,regional_office or "
+            "region_code,region_name,branch_code,branch_name[,timezone,rep_code,rep_name]",
+            {"header": sorted(header)},
+        )
+    rows, errors = [], {}
+    for number, raw in enumerate(raw_rows, start=2):
+        if None in raw:  # DictReader keeps the cells beyond the header under None
+            errors[f"row {number}"] = {"_row": ["more cells than the header has columns"]}
+            continue
+        row, row_errors = read_row(
+            {k.strip(): v.strip() for k, v in raw.items() if v and v.strip()}
+        )
+        if row_errors:
+            errors[f"row {number}"] = row_errors
+        else:
+            rows.append(row)
+    if errors:
+        raise OrgImportError(f"{len(errors)} row(s) are not valid; nothing was imported", errors)
+    return rows
+
+
+def _sales_team_row(cells: dict) -> tuple[dict | None, dict | None]:
+    """One row of the sales-team sheet as an org row, or the errors of its empty cells."""
+    missing = {
+        c: ["Missing data for required field."] for c in _SALES_TEAM_COLUMNS if c not in cells
+    }
+    if missing:
+        return None, missing
+    agent, manager, region = (cells[c] for c in _SALES_TEAM_COLUMNS)
+    return {
+        "region_code": slug(region),
+        "region_name": region,
+        "branch_code": slug(manager),
+        "branch_name": f"{manager}'s team",
+        "rep_code": slug(agent),
+        "rep_name": agent,
+    }, None
+
+
+def _org_row(cells: dict) -> tuple[dict, None]:
+    return cells, None  # checked whole by ``validate_rows``
 
 
 def _rows_from_yaml(text: str) -> list[dict]:
@@ -108,8 +139,9 @@ def _rows_from_yaml(text: str) -> list[dict]:
     except yaml.YAMLError as exc:
         raise OrgImportError(f"not valid YAML: {exc}") from exc
     rows = []
-    for region in doc.get("regions", []):
-        for branch in region.get("branches", []):
+    for i, region in enumerate(_mappings(doc, "regions", "the file")):
+        where = f"regions[{i}]"
+        for j, branch in enumerate(_mappings(region, "branches", where)):
             base = {
                 "region_code": region.get("code"),
                 "region_name": region.get("name", region.get("code")),
@@ -118,13 +150,25 @@ def _rows_from_yaml(text: str) -> list[dict]:
             }
             if branch.get("timezone") or region.get("timezone"):
                 base["timezone"] = branch.get("timezone") or region.get("timezone")
-            reps = branch.get("reps") or [{}]
+            reps = _mappings(branch, "reps", f"{where}.branches[{j}]") or [{}]
             for rep in reps:
                 row = dict(base)
                 if rep:
                     row.update(rep_code=rep.get("code"), rep_name=rep.get("name", rep.get("code")))
                 rows.append(row)
     return rows
+
+
+def _mappings(parent, key: str, where: str) -> list[dict]:
+    """Return ``parent[key]``, a list of mappings (none when absent); refuse any other shape."""
+    if not isinstance(parent, dict):
+        raise OrgImportError(f"{where}: expected a mapping with {key!r}, found {parent!r:.80}")
+    items = parent.get(key) or []
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise OrgImportError(
+            f"{where}.{key}: expected a list of mappings (code, name, …), found {items!r:.80}"
+        )
+    return items
 
 
 def validate_rows(raw_rows: list[dict]) -> list[dict]:

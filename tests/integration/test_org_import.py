@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import re
 import uuid
 
 import pytest
@@ -89,6 +91,57 @@ def test_an_unknown_csv_header_is_refused(ctx, tmp_path):
     path = tmp_path / "org.csv"
     path.write_text("name,boss\nA,B\n")
     with pytest.raises(OrgImportError, match="unrecognised CSV header"):
+        read_org_file(path)
+
+
+def test_rows_with_too_many_or_too_few_cells_are_named(ctx, tmp_path):
+    teams = tmp_path / "teams.csv"
+    teams.write_text(
+        "sales_agent,manager,regional_office\nAnn,Bob,East\nCy,Dee\nEve,Fay,West,spare\n"
+    )
+    with pytest.raises(OrgImportError, match="2 row") as info:
+        read_org_file(teams)
+    assert info.value.errors == {
+        "row 3": {"regional_office": ["Missing data for required field."]},
+        "row 4": {"_row": ["more cells than the header has columns"]},
+    }
+    org = tmp_path / "org.csv"
+    org.write_text(
+        "region_code,region_name,branch_code,branch_name\nEAST,East,SH01,Shanghai,extra\n"
+    )
+    with pytest.raises(OrgImportError) as info:
+        read_org_file(org)
+    assert info.value.errors == {"row 2": {"_row": ["more cells than the header has columns"]}}
+
+
+def test_a_cell_too_large_for_csv_is_refused_with_its_line(ctx, tmp_path):
+    path = tmp_path / "org.csv"
+    huge = "x" * (csv.field_size_limit() + 1)
+    path.write_text(
+        "region_code,region_name,branch_code,branch_name\n"
+        "EAST,East,SH01,Shanghai\n"
+        f'EAST,East,SH02,"{huge}"\n'
+    )
+    with pytest.raises(OrgImportError, match="line 3: not readable as CSV"):
+        read_org_file(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("- EAST\n- WEST\n", "the file: expected a mapping with 'regions'"),
+        ("regions: EAST\n", "the file.regions: expected a list of mappings"),
+        ("regions:\n  - code: EAST\n    branches: [SH01]\n", "regions[0].branches: expected"),
+        (
+            "regions:\n  - code: EAST\n    branches:\n      - code: SH01\n        reps: [Ann]\n",
+            "regions[0].branches[0].reps: expected a list of mappings",
+        ),
+    ],
+)
+def test_a_yaml_file_of_another_shape_is_refused_naming_where(ctx, tmp_path, text, where):
+    path = tmp_path / "org.yaml"
+    path.write_text(text)
+    with pytest.raises(OrgImportError, match=re.escape(where)):
         read_org_file(path)
 
 

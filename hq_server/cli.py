@@ -501,6 +501,8 @@ def rebuild(ctx: Context, branch: str | None, inline: bool) -> None:
     from hq_server.services.rebuild import rebuild_all, rebuild_branch
 
     with ctx.app.app_context():
+        if branch and not _is_branch(branch):
+            raise click.ClickException(f"no branch with code {branch!r}")
         if inline:
             count = rebuild_branch(branch) if branch else rebuild_all()
             database.session.commit()
@@ -509,6 +511,17 @@ def rebuild(ctx: Context, branch: str | None, inline: bool) -> None:
         add_job(f"rebuild_rollups:{branch or '*'}", "rebuild_rollups", branch=branch)
         database.session.commit()
     click.echo("rebuild queued; a worker will run it")
+
+
+def _is_branch(code: str) -> bool:
+    """Whether ``code`` names a branch, now or in the past (a rebuild replays every version)."""
+    from sqlalchemy import select
+
+    from hq_server.extensions import db as database
+    from hq_server.models import OrgUnit
+
+    found = select(OrgUnit.id).where(OrgUnit.code == code, OrgUnit.kind == "branch").limit(1)
+    return database.session.scalar(found) is not None
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -21,13 +22,21 @@ def reporting_currency() -> str:
     return current_app.config["SETTINGS"].reporting_currency
 
 
+# What the rate column holds: 20 digits, 8 of them after the point.
+SMALLEST_RATE = Decimal("0.00000001")
+RATE_LIMIT = Decimal(10) ** 12
+MAX_SOURCE = 100
+
+
 def set_rate(currency: str, day: date, rate: Decimal, source: str = "") -> dict:
     """Record (or correct) one day's rate of ``currency`` (caller commits)."""
     currency = currency.upper()
-    if len(currency) != 3 or not currency.isalpha():
+    if not re.fullmatch(r"[A-Z]{3}", currency):
         raise FxError("currency must be an ISO 4217 code, e.g. USD")
-    if rate <= 0:
-        raise FxError("rate must be positive")
+    if not rate.is_finite() or not SMALLEST_RATE <= rate < RATE_LIMIT:
+        raise FxError(f"rate must be a number from {SMALLEST_RATE} to below {RATE_LIMIT:,}")
+    if len(source) > MAX_SOURCE or "\x00" in source:
+        raise FxError(f"source must be at most {MAX_SOURCE} characters, without NUL")
     if currency == reporting_currency():
         raise FxError(f"{currency} is the reporting currency (its rate is 1)")
     db.session.execute(

@@ -81,12 +81,22 @@ def test_an_org_file_in_another_encoding_is_refused_then_read_when_named(app, ru
     assert tuple(names) == ("广州分公司", "张三")
 
 
-def test_rebuild_is_queued_through_the_outbox(app, run):
+def test_rebuild_is_queued_through_the_outbox(app, run, company):
     assert run("rebuild", "--branch", "SH01").exit_code == 0
     assert run("rebuild", "--branch", "SH01").exit_code == 0  # still one waiting job
     with app.app_context():
         keys = db.session.execute(text("SELECT key, task FROM job_outbox")).all()
     assert [tuple(k) for k in keys] == [("rebuild_rollups:SH01", "rebuild_rollups")]
+
+
+@pytest.mark.parametrize("code", ["NOPE", "EAST"])  # no such unit; a region, not a branch
+def test_a_rebuild_of_no_branch_is_refused(app, run, company, code):
+    result = run("rebuild", "--branch", code)
+
+    assert result.exit_code == 1
+    assert f"no branch with code '{code}'" in result.output
+    with app.app_context():
+        assert db.session.execute(text("SELECT count(*) FROM job_outbox")).scalar() == 0
 
 
 def test_rates_and_the_pipeline_workbook_from_the_command_line(app, run, company, tmp_path):
@@ -114,3 +124,24 @@ def test_rates_and_the_pipeline_workbook_from_the_command_line(app, run, company
     assert "720.00 CNY open, 432.00 weighted" in result.output
     book = load_workbook(tmp_path / "p.xlsx")
     assert book["Deals"]["H2"].value == 100 and book["Deals"]["I2"].value == "USD"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["USD", "NaN"], "rate must be a number"),
+        (["USD", "1e400"], "rate must be a number"),
+        (["USD", "1e12"], "rate must be a number"),
+        (["USD", "0.000000001"], "rate must be a number"),
+        (["--", "USD", "-7"], "rate must be a number"),
+        (["US1", "7"], "ISO 4217"),
+        (["USD", "7", "--source", "x" * 101], "at most 100 characters"),
+    ],
+)
+def test_a_rate_the_table_cannot_hold_is_refused_by_the_command_line(app, run, args, message):
+    result = run("fx", "set", *args)
+
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    with app.app_context():
+        assert db.session.execute(text("SELECT count(*) FROM fx_rates")).scalar() == 0

@@ -6,6 +6,7 @@ import io
 import uuid
 from decimal import Decimal
 
+import pytest
 from openpyxl import load_workbook
 
 from tests.factories import EventMaker, push
@@ -53,6 +54,23 @@ def test_a_currency_without_a_rate_is_refused_with_the_reason(client, company):
     resp = client.get("/api/v1/pipeline?unit=HQ", headers=company.user("finance"))
     assert resp.status_code == 422 and resp.get_json()["code"] == "missing_rate"
     assert "USD" in resp.get_json()["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"currency": "USD", "day": "2026-11-01", "rate": "1e15"},
+        {"currency": "USD", "day": "2026-11-01", "rate": "0"},
+        {"currency": "USD", "day": "2026-11-01", "rate": "7.1", "source": "bank\u0000"},
+    ],
+)
+def test_a_rate_the_table_cannot_hold_is_refused_with_the_reason(client, company, body):
+    resp = client.post("/api/v1/fx", json=body, headers=company.user("finance"))
+
+    assert resp.status_code == 422, resp.get_json()
+    assert resp.get_json()["code"] == "invalid"
+    rates = client.get("/api/v1/fx", headers=company.user("finance")).get_json()["rates"]
+    assert "USD" not in rates
 
 
 def test_the_pipeline_is_weighted_per_deal_in_the_reporting_currency(client, company):

@@ -287,11 +287,9 @@ def _read_playbook(ctx: Context, file: Path):
         except playbooks.PublishError as exc:
             click.echo(f"error: {exc}", err=True)
             for error in exc.errors:
-                click.echo(
-                    f"  line {error.get('line', '?')}: {error.get('path', '')}: "
-                    f"{error.get('message', '')}",
-                    err=True,
-                )
+                where = f"line {error['line']}: " if error.get("line") else ""
+                path = f"{error['path']}: " if error.get("path") else ""
+                click.echo(f"  {where}{path}{error.get('message', '')}", err=True)
             raise SystemExit(2) from exc
 
 
@@ -343,12 +341,13 @@ def playbook_diff(ctx: Context, old: str | None, new: str | None) -> None:
         def source(ref: str | None, fallback_index: int) -> tuple[str, str]:
             if ref and Path(ref).exists():
                 return _read_source(Path(ref)), ref
-            version = (
-                int(ref)
-                if ref
-                else (versions[fallback_index] if len(versions) > fallback_index else None)
-            )
-            row = playbooks.get(version) if version is not None else None
+            if ref and not (ref.isascii() and ref.isdigit()):
+                raise click.ClickException(f"{ref!r} is neither a version number nor a file")
+            if ref:
+                version = int(ref)
+            else:
+                version = versions[fallback_index] if len(versions) > fallback_index else None
+            row = playbooks.get(version) if version in versions else None
             if row is None:
                 raise click.ClickException(f"no playbook {ref or 'to compare'}")
             return row.source, f"v{row.version}"
@@ -420,7 +419,7 @@ def export_pipeline(ctx: Context, unit: str, close_from, close_to, out: Path, at
     from hq_server.services import fx as rates
     from hq_server.services import pipeline as pipelines
     from hq_server.services.pipeline_history import WindowError
-    from hq_server.services.scope import Principal
+    from hq_server.services.scope import OutOfScope, Principal
 
     hq = Principal("user", "admin", "HQ")
     lo = close_from.date() if close_from else None
@@ -431,20 +430,26 @@ def export_pipeline(ctx: Context, unit: str, close_from, close_to, out: Path, at
             at = at.replace(tzinfo=ZoneInfo(zone))
         try:
             report = pipelines.pipeline(hq, unit, close_from=lo, close_to=hi, at=at)
+        except OutOfScope as exc:
+            raise click.ClickException(f"no active org unit with code {unit!r}") from exc
         except rates.FxError as exc:
             raise click.ClickException(f"{exc}; add it with 'hq-server fx set'") from exc
         except WindowError as exc:
             raise click.ClickException(str(exc)) from exc
         deals = None if at else pipelines.open_deals(hq, unit, lo, hi)
-    if out.suffix.lower() == ".xlsx":
-        out.write_bytes(exports.pipeline_workbook(report, deals))
-    else:
-        with out.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["view", "name", "count", "amount", "weighted"])
-            for view in ("by_stage", "by_category", "by_month"):
-                for name, line in report[view].items():
-                    writer.writerow([view, name, line["count"], line["amount"], line["weighted"]])
+    try:
+        if out.suffix.lower() == ".xlsx":
+            out.write_bytes(exports.pipeline_workbook(report, deals))
+        else:
+            with out.open("w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(["view", "name", "count", "amount", "weighted"])
+                for view in ("by_stage", "by_category", "by_month"):
+                    for name, line in report[view].items():
+                        row = [view, name, line["count"], line["amount"], line["weighted"]]
+                        writer.writerow(row)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror}") from exc
     click.echo(
         f"{out}: {report['open']['count']} open deals, {report['open']['amount']} "
         f"{report['currency']} open, {report['open']['weighted']} weighted"

@@ -38,7 +38,7 @@ def validate(source: str) -> Playbook:
     try:
         return load_playbook(source)
     except PlaybookError as exc:
-        raise PublishError(str(exc), exc.errors) from exc
+        raise PublishError(exc.message, exc.errors) from exc
 
 
 def publish(source: str, by: str) -> PlaybookVersion:

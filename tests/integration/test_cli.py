@@ -145,3 +145,29 @@ def test_a_rate_the_table_cannot_hold_is_refused_by_the_command_line(app, run, a
     assert message in result.output
     with app.app_context():
         assert db.session.execute(text("SELECT count(*) FROM fx_rates")).scalar() == 0
+
+
+def test_an_export_of_no_unit_or_to_no_folder_is_refused(app, run, company, tmp_path):
+    nowhere = run("export", "pipeline", "--unit", "NOPE", "--out", str(tmp_path / "p.xlsx"))
+    assert nowhere.exit_code == 1
+    assert "no active org unit with code 'NOPE'" in nowhere.output
+    no_folder = tmp_path / "missing" / "p.csv"
+    unwritable = run("export", "pipeline", "--unit", "EAST", "--out", str(no_folder))
+    assert unwritable.exit_code == 1
+    assert f"cannot write {no_folder}: No such file or directory" in unwritable.output
+
+
+def test_playbook_errors_are_printed_once_and_bad_versions_named(app, run, tmp_path):
+    path = tmp_path / "playbook.yaml"
+    path.write_text("version: 1\nname: x\nstages: 3\n")
+
+    invalid = run("playbook", "validate", str(path))
+    assert invalid.exit_code == 2
+    assert invalid.output.splitlines() == [
+        "error: the playbook is invalid (1 error)",
+        "  line 3: stages: Not a valid list.",
+    ]
+    for ref, message in [("a", "'a' is neither a version number nor a file"),
+                         ("99999999999", "no playbook 99999999999")]:  # fmt: skip
+        result = run("playbook", "diff", ref, str(path))
+        assert result.exit_code == 1 and message in result.output

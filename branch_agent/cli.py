@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 from uuid6 import uuid7
@@ -60,15 +61,42 @@ def main(ctx: click.Context, data_dir: Path, verbose: bool) -> None:
     ctx.obj = Agent(data_dir)
 
 
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def _hq_address(ctx, param, value: str) -> str:
+    """Check that ``--hq`` is an http(s) address of a host; warn when it is not encrypted."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.BadParameter(
+            f"{value!r} is not an HQ address; give it whole, e.g. https://hq.example.com"
+        )
+    if parts.query or parts.fragment:
+        raise click.BadParameter(f"{value!r}: an HQ address has no ?query or #fragment")
+    if parts.scheme == "http" and parts.hostname not in _LOCAL_HOSTS:
+        click.echo(
+            "warning: plain http: the branch token and the events travel unencrypted; "
+            "use https:// outside a trusted network",
+            err=True,
+        )
+    return value.strip().rstrip("/")
+
+
 @main.command()
-@click.option("--hq", "hq_url", required=True, help="HQ server URL, e.g. https://hq.example.com")
+@click.option(
+    "--hq",
+    "hq_url",
+    required=True,
+    callback=_hq_address,
+    help="HQ server URL, e.g. https://hq.example.com",
+)
 @click.option("--token", required=True, help="this branch's agent token (from HQ)")
 @pass_agent
 def init(agent: Agent, hq_url: str, token: str) -> None:
     """Set up this agent: HQ's address and the branch token; then pull once if HQ answers."""
     with agent.outbox() as outbox:
         outbox.set_meta(
-            hq_url=hq_url.rstrip("/"),
+            hq_url=hq_url,
             token=token,
             agent_id=outbox.get_meta("agent_id") or str(uuid7()),
         )

@@ -1,0 +1,36 @@
+"""The agent's command line: what it refuses before anything is saved."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from branch_agent.cli import main
+from branch_agent.outbox import Outbox
+
+
+def init(tmp_path, address: str):
+    return CliRunner().invoke(
+        main, ["--data-dir", str(tmp_path), "init", "--hq", address, "--token", "hqa_x"]
+    )
+
+
+@pytest.mark.parametrize(
+    "address", ["hq.example.com", "ftp://hq.example.com", "https://", "http://hq/?x=1"]
+)
+def test_init_refuses_an_address_that_is_not_an_hq_url(tmp_path, address):
+    result = init(tmp_path, address)
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--hq'" in result.output
+    assert not (tmp_path / "agent.sqlite3").exists()  # nothing saved
+
+
+def test_init_warns_of_plain_http_beyond_this_machine(tmp_path):
+    remote = init(tmp_path / "a", "http://127.0.0.2:9/")  # nothing listens: saved offline
+    local = init(tmp_path / "b", "http://127.0.0.1:9/")
+
+    assert "travel unencrypted" in remote.output
+    assert "travel unencrypted" not in local.output
+    with Outbox(tmp_path / "a") as outbox:
+        assert outbox.get_meta("hq_url") == "http://127.0.0.2:9"

@@ -8,21 +8,30 @@ never at import time.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_INSTANCE_DIR = Path.cwd() / "instance"
 
 
-def _int(env: dict[str, str], name: str, default: int) -> int:
+class SettingsError(ValueError):
+    """A setting of the environment cannot be used; the message names it and says why."""
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 1) -> int:
     raw = env.get(name)
     if raw in (None, ""):
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
 
 
 _FLAGS = {"1": True, "true": True, "yes": True, "on": True}
@@ -36,7 +45,46 @@ def _flag(env: dict[str, str], name: str, default: bool) -> bool:
     try:
         return _FLAGS[raw.strip().lower()]
     except KeyError as exc:
-        raise ValueError(f"{name} must be 1 or 0 (true/false, yes/no), got {raw!r}") from exc
+        raise SettingsError(f"{name} must be 1 or 0 (true/false, yes/no), got {raw!r}") from exc
+
+
+def _url(env: dict[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    raw = env.get(name) or None
+    if raw is not None and not raw.startswith(tuple(f"{s}://" for s in schemes)):
+        shown = raw.split("@")[-1]  # never echo a password
+        raise SettingsError(
+            f"{name} must be a URL starting with {' or '.join(f'{s}://' for s in schemes)}, "
+            f"got {shown!r}"
+        )
+    return raw
+
+
+def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).upper()
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _timezone(env: dict[str, str], name: str, default: str) -> str:
+    value = env.get(name) or default
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SettingsError(
+            f"{name} must be an IANA time zone, e.g. Asia/Shanghai, got {value!r}"
+        ) from exc
+    return value
+
+
+def _currency(env: dict[str, str], name: str, default: str) -> str:
+    value = (env.get(name) or default).upper()
+    if not re.fullmatch(r"[A-Z]{3}", value):
+        raise SettingsError(f"{name} must be an ISO 4217 code, e.g. CNY, got {value!r}")
+    return value
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
@@ -76,23 +124,25 @@ class Settings:
         env = dict(os.environ if environ is None else environ)
         secret = env.get("SECRET_KEY") or secrets.token_hex(32)
         return cls(
-            database_url=env.get("DATABASE_URL") or None,
-            redis_url=env.get("REDIS_URL") or None,
+            database_url=_url(
+                env, "DATABASE_URL", ("postgresql", "postgres", "postgresql+psycopg")
+            ),
+            redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
             secret_key=secret,
             instance_dir=Path(env.get("HQ_INSTANCE_DIR") or DEFAULT_INSTANCE_DIR).resolve(),
-            log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+            log_level=_choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS),
             max_batch_events=_int(env, "HQ_MAX_BATCH_EVENTS", 1000),
             max_body_bytes=_int(env, "HQ_MAX_BODY_BYTES", 8 * 1024 * 1024),
             pg_options=env.get("HQ_PG_OPTIONS", "-c jit=off -c work_mem=32MB"),
             db_pre_ping=_flag(env, "HQ_DB_PRE_PING", True),
             max_decompressed_bytes=_int(env, "HQ_MAX_DECOMPRESSED_BYTES", 32 * 1024 * 1024),
-            future_skew_seconds=_int(env, "HQ_FUTURE_SKEW_SECONDS", 24 * 3600),
-            default_timezone=env.get("HQ_DEFAULT_TIMEZONE") or "Asia/Shanghai",
+            future_skew_seconds=_int(env, "HQ_FUTURE_SKEW_SECONDS", 24 * 3600, minimum=0),
+            default_timezone=_timezone(env, "HQ_DEFAULT_TIMEZONE", "Asia/Shanghai"),
             queue_name=env.get("HQ_QUEUE") or "default",
             job_timeout_seconds=_int(env, "HQ_JOB_TIMEOUT", 1800),
             bind=env.get("HQ_BIND") or "127.0.0.1:8000",
             web_concurrency=_int(env, "WEB_CONCURRENCY", 2),
-            reporting_currency=(env.get("HQ_REPORTING_CURRENCY") or "CNY").upper(),
+            reporting_currency=_currency(env, "HQ_REPORTING_CURRENCY", "CNY"),
             smtp_url=env.get("SMTP_URL") or None,
             mail_from=env.get("MAIL_FROM") or "hq@localhost",
             public_url=(env.get("HQ_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from config.settings import Settings
+from config.settings import Settings, SettingsError
 
 
 class Context:
@@ -43,7 +43,36 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
-@click.group()
+def _unreachable(exc: Exception) -> str | None:
+    """Say which service a command could not use, when ``exc`` is that and not a bug."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from sqlalchemy.exc import OperationalError
+
+    if isinstance(exc, OperationalError):
+        state = getattr(exc.orig, "sqlstate", None) or ""
+        # No state: the connection failed; 08 connection, 28 authorization, 3D no such
+        # database, 57 the server shutting down.
+        if not state or state[:2] in ("08", "28", "3D", "57"):
+            return f"cannot use the database: {str(exc.orig).strip()}"
+    if isinstance(exc, RedisConnectionError):
+        return f"cannot reach Redis: {exc}"
+    return None
+
+
+class _Main(click.Group):
+    """The command group: a service that cannot be reached is named, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            message = _unreachable(exc)
+            if message is None:
+                raise
+            raise click.ClickException(message) from exc
+
+
+@click.group(cls=_Main)
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """HQ sync and oversight server.
@@ -51,7 +80,11 @@ def main(ctx: click.Context) -> None:
     Configured from the environment (DATABASE_URL, REDIS_URL, SECRET_KEY,
     HQ_INSTANCE_DIR, ...); with no URLs it runs embedded PostgreSQL and Redis.
     """
-    ctx.obj = Context(Settings.from_env())
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(f"configuration: {exc}") from exc
+    ctx.obj = Context(settings)
     ctx.call_on_close(ctx.obj.close)
 
 

@@ -171,3 +171,17 @@ def test_playbook_errors_are_printed_once_and_bad_versions_named(app, run, tmp_p
                          ("99999999999", "no playbook 99999999999")]:  # fmt: skip
         result = run("playbook", "diff", ref, str(path))
         assert result.exit_code == 1 and message in result.output
+
+
+def test_a_bad_setting_or_an_unreachable_database_is_named_without_a_traceback(services):
+    def invoke(**env):
+        base = {"DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url}
+        return CliRunner(env={**base, **env}).invoke(main, ["org", "list"])
+
+    bad = invoke(WEB_CONCURRENCY="many")
+    assert bad.exit_code == 1
+    assert "Error: configuration: WEB_CONCURRENCY must be an integer" in bad.output
+    away = invoke(DATABASE_URL="postgresql://127.0.0.1:1/hq")
+    assert away.exit_code == 1
+    assert "Error: cannot use the database: connection failed" in away.output
+    assert "Traceback" not in away.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config.settings import Settings
+from config.settings import Settings, SettingsError
 from hq_server.embedded import normalize_database_url
 
 
@@ -40,3 +40,36 @@ def test_database_urls_use_the_psycopg3_driver():
     assert normalize_database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalize_database_url("postgresql:///test") == "postgresql+psycopg:///test"
     assert normalize_database_url("postgresql+psycopg:///x") == "postgresql+psycopg:///x"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY must be at least 1, got 0"),
+        ({"HQ_MAX_BATCH_EVENTS": "-5"}, "HQ_MAX_BATCH_EVENTS must be at least 1"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be one of DEBUG, INFO"),
+        ({"DATABASE_URL": "mysql://hq:s3cret@db/hq"}, "DATABASE_URL must be a URL starting with"),
+        ({"REDIS_URL": "127.0.0.1:6379"}, "REDIS_URL must be a URL starting with redis://"),
+        ({"HQ_DEFAULT_TIMEZONE": "Mars/Base"}, "HQ_DEFAULT_TIMEZONE must be an IANA time zone"),
+        ({"HQ_REPORTING_CURRENCY": "yuan"}, "HQ_REPORTING_CURRENCY must be an ISO 4217 code"),
+    ],
+)
+def test_a_setting_that_cannot_work_is_named_with_the_reason(env, message):
+    with pytest.raises(SettingsError, match=message) as info:
+        Settings.from_env(env)
+    assert "s3cret" not in str(info.value)  # a password in a URL is never repeated
+
+
+def test_settings_that_can_work_are_taken():
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgres://hq@db/hq",
+            "REDIS_URL": "unix:///run/redis.sock",
+            "HQ_FUTURE_SKEW_SECONDS": "0",
+            "HQ_DEFAULT_TIMEZONE": "Europe/Berlin",
+            "HQ_REPORTING_CURRENCY": "eur",
+            "LOG_LEVEL": "warning",
+        }
+    )
+    assert settings.future_skew_seconds == 0 and settings.reporting_currency == "EUR"
+    assert (settings.default_timezone, settings.log_level) == ("Europe/Berlin", "WARNING")

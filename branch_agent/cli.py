@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -463,7 +464,7 @@ def discard(agent: Agent, seq: int) -> None:
 @pass_agent
 def serve(agent: Agent, host: str, port: int, with_sync: bool, rate: float) -> None:
     """Serve the staff page (and keep syncing with HQ)."""
-    from waitress import serve as waitress_serve
+    from waitress import create_server
 
     from branch_agent import simulate
     from branch_agent.sync import SyncLoop
@@ -474,6 +475,18 @@ def serve(agent: Agent, host: str, port: int, with_sync: bool, rate: float) -> N
         with agent.outbox() as outbox:
             client = agent.client(outbox)
         loop = SyncLoop(agent.outbox, client, interval=2.0)
+    app = create_staff_app(agent.data_dir, sync_status=loop.status if loop else None)
+    # The port first: when it is taken, nothing starts.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror}") from exc
+    server = create_server(app, sockets=[listener], threads=4)
+    if loop:
         threading.Thread(target=loop.run, name="sync", daemon=True).start()
     if rate > 0:
         threading.Thread(
@@ -483,11 +496,10 @@ def serve(agent: Agent, host: str, port: int, with_sync: bool, rate: float) -> N
             name="simulate",
             daemon=True,
         ).start()
-    app = create_staff_app(agent.data_dir, sync_status=loop.status if loop else None)
     click.echo(f"staff page on http://{host}:{port}/")
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        waitress_serve(app, host=host, port=port, threads=4)
+        server.run()
     except KeyboardInterrupt:
         pass
     finally:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+
 import pytest
 from click.testing import CliRunner
 
@@ -34,3 +37,18 @@ def test_init_warns_of_plain_http_beyond_this_machine(tmp_path):
     assert "travel unencrypted" not in local.output
     with Outbox(tmp_path / "a") as outbox:
         assert outbox.get_meta("hq_url") == "http://127.0.0.2:9"
+
+
+def test_serve_on_a_taken_port_says_so_and_starts_nothing(tmp_path):
+    init(tmp_path, "http://127.0.0.1:9")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            main, ["--data-dir", str(tmp_path), "serve", "--port", str(port)]
+        )
+
+    assert result.exit_code == 1
+    assert f"cannot serve on 127.0.0.1:{port}: Address already in use" in result.output
+    assert not any(t.name == "sync" for t in threading.enumerate())

@@ -16,7 +16,7 @@ from uuid6 import uuid7
 
 from branch_agent import __version__
 from branch_agent.client import HQClient, PermanentError, TransientError
-from branch_agent.outbox import Outbox
+from branch_agent.outbox import Outbox, StoreError
 from branch_agent.recorder import RecordError, record
 
 DEFAULT_DIR = Path.home() / ".branch-agent"
@@ -29,7 +29,10 @@ class Agent:
         self.data_dir = data_dir
 
     def outbox(self) -> Outbox:
-        return Outbox(self.data_dir)
+        try:
+            return Outbox(self.data_dir)
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from exc
 
     def client(self, outbox: Outbox) -> HQClient:
         url, token = outbox.get_meta("hq_url"), outbox.get_meta("token")

@@ -31,20 +31,38 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+class StoreError(RuntimeError):
+    """The agent's store cannot be opened; the message says which file and why."""
+
+
 class Outbox:
     """A connection to one agent's store."""
 
     def __init__(self, data_dir: Path):
-        data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / DB_NAME
-        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("PRAGMA busy_timeout=30000")
-        self._upgrade()
-        schema = resources.files("branch_agent").joinpath("schema.sql").read_text()
-        self.conn.executescript(schema)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = "it is a file" if data_dir.is_file() else exc.strerror
+            raise StoreError(f"cannot use {data_dir} as the data dir: {reason}") from exc
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA busy_timeout=30000")
+            self._upgrade()
+            schema = resources.files("branch_agent").joinpath("schema.sql").read_text()
+            self.conn.executescript(schema)
+        except sqlite3.DatabaseError as exc:  # not an agent's store, or a damaged one
+            self.conn.close()
+            raise StoreError(
+                f"{self.path} is not a readable agent store ({exc}); it is left as it is: "
+                "move it aside to start a new one, and keep it, since it may hold queued events"
+            ) from exc
 
     def _upgrade(self) -> None:
         """Bring a store made by an older agent up to the current schema."""

@@ -52,3 +52,20 @@ def test_serve_on_a_taken_port_says_so_and_starts_nothing(tmp_path):
     assert result.exit_code == 1
     assert f"cannot serve on 127.0.0.1:{port}: Address already in use" in result.output
     assert not any(t.name == "sync" for t in threading.enumerate())
+
+
+def test_a_store_that_cannot_be_opened_is_named_and_left_as_it_is(tmp_path):
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "agent.sqlite3").write_bytes(b"not a database, or a damaged one")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+
+    for data_dir, message in [
+        (damaged, "agent.sqlite3 is not a readable agent store"),
+        (a_file, f"cannot use {a_file} as the data dir: it is a file"),
+    ]:
+        result = CliRunner().invoke(main, ["--data-dir", str(data_dir), "status"])
+        assert result.exit_code == 1, result.output
+        assert message in result.output
+    assert (damaged / "agent.sqlite3").read_bytes() == b"not a database, or a damaged one"

@@ -254,9 +254,45 @@ def _place(code: str, name: str, kind: str, parent: OrgUnit, tz: str, report: Im
     return fresh
 
 
+def check_consistent(rows: list[dict]) -> None:
+    """Refuse a file that says two things of one code; raise ``OrgImportError`` per row.
+
+    A code is a region or a branch, not both; a branch sits in one region and a rep in
+    one branch. Rows are numbered as ``validate_rows`` numbers them.
+    """
+    kinds: dict[str, tuple[str, int]] = {}
+    region_of: dict[str, tuple[str, int]] = {}
+    branch_of: dict[str, tuple[str, int]] = {}
+    errors: dict[str, dict] = {}
+
+    def refuse(number: int, field_name: str, message: str) -> None:
+        errors.setdefault(f"row {number}", {}).setdefault(field_name, []).append(message)
+
+    for number, row in enumerate(rows, start=2):
+        for field_name, kind in (("region_code", "region"), ("branch_code", "branch")):
+            code = row[field_name]
+            seen = kinds.setdefault(code, (kind, number))
+            if seen[0] != kind:
+                refuse(number, field_name, f"{code} is a {seen[0]} in row {seen[1]}")
+        for code, parent, table, field_name in (
+            (row["branch_code"], row["region_code"], region_of, "region_code"),
+            (row["rep_code"], row["branch_code"], branch_of, "branch_code"),
+        ):
+            if code is None:
+                continue
+            seen = table.setdefault(code, (parent, number))
+            if seen[0] != parent:
+                refuse(number, field_name, f"{code} is under {seen[0]} in row {seen[1]}")
+    if errors:
+        raise OrgImportError(
+            f"{len(errors)} row(s) contradict earlier rows; nothing was imported", errors
+        )
+
+
 def import_org(raw_rows: list[dict], default_timezone: str) -> ImportReport:
     """Create or update regions, branches and reps from validated rows (caller commits)."""
     rows = validate_rows(raw_rows)
+    check_consistent(rows)
     report = ImportReport()
     hq = ensure_hq(default_timezone)
     units: dict[str, OrgUnit] = {}

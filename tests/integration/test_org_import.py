@@ -114,6 +114,27 @@ def test_rows_with_too_many_or_too_few_cells_are_named(ctx, tmp_path):
     assert info.value.errors == {"row 2": {"_row": ["more cells than the header has columns"]}}
 
 
+def test_a_file_that_says_two_things_of_one_code_is_refused(ctx, tmp_path):
+    path = tmp_path / "org.csv"
+    path.write_text(
+        "region_code,region_name,branch_code,branch_name,rep_code,rep_name\n"
+        "EAST,East,SH01,Shanghai,SH01-1,Ann\n"
+        "WEST,West,EAST,East branch,,\n"  # a region's code as a branch
+        "WEST,West,SH01,Shanghai,,\n"  # a branch under a second region
+        "EAST,East,HZ01,Hangzhou,SH01-1,Ann\n"  # a rep under a second branch
+    )
+    with pytest.raises(OrgImportError, match="3 row") as info:
+        import_org(read_org_file(path), "Asia/Shanghai")
+    db.session.rollback()
+
+    assert info.value.errors == {
+        "row 3": {"branch_code": ["EAST is a region in row 2"]},
+        "row 4": {"region_code": ["SH01 is under EAST in row 2"]},
+        "row 5": {"branch_code": ["SH01-1 is under SH01 in row 2"]},
+    }
+    assert db.session.scalar(select(func.count()).select_from(Rep)) == 0
+
+
 def test_a_cell_too_large_for_csv_is_refused_with_its_line(ctx, tmp_path):
     path = tmp_path / "org.csv"
     huge = "x" * (csv.field_size_limit() + 1)

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from branch_agent.outbox import Outbox
@@ -106,9 +108,27 @@ def load_prices(folder: Path, encoding: str | None = None) -> dict[str, float]:
     path = folder / "products.csv"
     if not path.exists():
         return {}
-    return {
-        _norm(r["product"]): float(r["sales_price"]) for _, r in read_sheet(path, encoding).rows
-    }
+    sheet = read_sheet(path, encoding)
+    if not {"product", "sales_price"} <= sheet.columns:
+        raise ImportFormatError(f"{path.name}: expected the columns product and sales_price")
+    prices = {}
+    for line, row in sheet.rows:
+        try:
+            prices[_norm(row["product"] or "")] = _money(row["sales_price"] or "", "sales_price")
+        except RecordError as exc:
+            raise ImportFormatError(f"{path.name}: line {line}: {_flatten(exc.errors)}") from exc
+    return prices
+
+
+def _money(value: str, column: str) -> float:
+    """Read an amount of money from a cell; refuse text, NaN and infinities by the column."""
+    try:
+        amount = Decimal(value.replace(",", ""))
+    except InvalidOperation:
+        amount = None
+    if amount is None or not math.isfinite(float(amount)):  # 1e400 is a float's infinity
+        raise RecordError({column: [f"not an amount: {value!r}"]})
+    return float(amount)
 
 
 def _day(value: str, column: str) -> date:
@@ -183,7 +203,11 @@ class PipelineRows:
             value = (row.get("close_value") or "").strip()
             if stage == "Won" and not value:
                 raise RecordError({"close_value": ["missing for a won deal"]})
-            data = {"amount": float(value), "currency": "USD"} if stage == "Won" else {}
+            data = (
+                {"amount": _money(value, "close_value"), "currency": "USD"}
+                if stage == "Won"
+                else {}
+            )
             out.append(
                 build_event(
                     self.outbox,

@@ -207,3 +207,24 @@ def test_a_row_with_more_cells_than_the_header_is_refused(outbox, tmp_path):
     assert [(r.line, r.status) for r in report.rows] == [(2, "refused"), (3, "queued")]
     assert report.rows[0].reason == "more cells than the header has columns"
     assert len(outbox.list()) == 1
+
+
+@pytest.mark.parametrize("value", ["lots", "NaN", "inf", "1e400"])
+def test_a_close_value_that_is_no_amount_is_refused_by_its_column(outbox, sheet, value):
+    with sheet.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    rows[1][-1] = value  # the first row is a won deal
+    _write(sheet, rows[0], rows[1:])
+
+    report = import_file(outbox, sheet)
+
+    assert report.rows[0].status == "refused"
+    assert report.rows[0].reason == f"close_value: not an amount: {value!r}"
+
+
+def test_a_price_list_with_a_bad_price_is_refused_with_its_line(outbox, sheet):
+    _write(sheet.parent / "products.csv", ["product", "sales_price"], [["GTX Pro", "a lot"]])
+
+    with pytest.raises(ImportFormatError, match=r"products\.csv: line 2: sales_price: not an"):
+        import_file(outbox, sheet)
+    assert outbox.list() == []

@@ -15,8 +15,6 @@ nothing new. Nothing is guessed: a row that does not say enough is refused.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import uuid
 from collections.abc import Callable
@@ -28,7 +26,7 @@ from pathlib import Path
 from branch_agent.outbox import Outbox
 from branch_agent.recorder import RecordError, branch_timezone, build_event
 from shared.codes import slug
-from shared.textfiles import TextFileError, read_text
+from shared.textfiles import TextFileError, csv_rows, read_text
 
 NAMESPACE = uuid.UUID("6f1c1c2e-5b0c-4a8e-9d3f-2f4a7c1e9b10")
 PIPELINE_COLUMNS = {"opportunity_id", "sales_agent", "product", "deal_stage", "engage_date"}
@@ -85,21 +83,9 @@ class Sheet:
 def read_sheet(path: Path, encoding: str | None = None) -> Sheet:
     """Read a sheet's rows (UTF-8 unless ``encoding`` names another)."""
     try:
-        text = read_text(path, encoding)
+        columns, rows = csv_rows(read_text(path, encoding), path.name)
     except TextFileError as exc:
         raise ImportFormatError(str(exc)) from exc
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    try:
-        columns = {h.strip() for h in reader.fieldnames or []}
-    except csv.Error as exc:
-        raise ImportFormatError(f"{path.name}: line 1: not readable as CSV: {exc}") from exc
-    rows, start = [], reader.line_num + 1
-    try:
-        for row in reader:  # a quoted cell may hold line breaks: a row can span lines
-            rows.append((start, row))
-            start = reader.line_num + 1
-    except csv.Error as exc:  # a cell beyond the csv module's size limit, say
-        raise ImportFormatError(f"{path.name}: line {start}: not readable as CSV: {exc}") from exc
     return Sheet(path, columns, rows, encoding)
 
 

@@ -10,6 +10,8 @@ no one, and decoding it by a guess would store wrong names without a word.
 from __future__ import annotations
 
 import codecs
+import csv
+import io
 from pathlib import Path
 
 # Longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
@@ -56,3 +58,24 @@ def read_text(path: Path, encoding: str | None = None, hint: str = HINT) -> str:
             "encoding, e.g. --encoding utf-16-le"
         )
     return text
+
+
+def csv_rows(text: str, name: str) -> tuple[set[str], list[tuple[int, dict]]]:
+    """Parse CSV ``text`` of the file ``name``: its columns and its rows.
+
+    Each row comes with the line it starts on (a quoted cell may hold line breaks); cells
+    beyond the header are kept under the key ``None``, as ``csv.DictReader`` keeps them.
+    A line csv cannot read (a cell beyond its size limit, say) is refused with its number.
+    """
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows: list[tuple[int, dict]] = []
+    start = 1
+    try:
+        columns = {h.strip() for h in reader.fieldnames or []}
+        start = reader.line_num + 1
+        for row in reader:
+            rows.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise TextFileError(f"{name}: line {start}: not readable as CSV: {exc}") from exc
+    return columns, rows

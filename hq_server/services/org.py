@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -18,7 +16,7 @@ from hq_server.extensions import db
 from hq_server.models import OrgUnit, Rep
 from hq_server.services.rows import execute_plain
 from shared.codes import slug
-from shared.textfiles import TextFileError, read_text
+from shared.textfiles import TextFileError, csv_rows, read_text
 
 HQ_CODE = "HQ"
 CODE_RE = r"^[A-Z0-9][A-Z0-9_.-]{0,63}$"
@@ -70,20 +68,17 @@ def read_org_file(path: Path, encoding: str | None = None) -> list[dict]:
         raise OrgImportError(str(exc)) from exc
     if path.suffix.lower() in (".yaml", ".yml"):
         return _rows_from_yaml(text)
-    return _rows_from_csv(text)
+    try:
+        header, raw_rows = csv_rows(text, path.name)
+    except TextFileError as exc:
+        raise OrgImportError(str(exc)) from exc
+    return _rows_from_csv(header, [row for _, row in raw_rows])
 
 
 _SALES_TEAM_COLUMNS = ("sales_agent", "manager", "regional_office")
 
 
-def _rows_from_csv(text: str) -> list[dict]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    try:
-        header = {h.strip() for h in reader.fieldnames or []}
-        raw_rows = list(reader)
-    except csv.Error as exc:  # a cell beyond the csv module's size limit, say
-        line = reader.line_num + 1  # the line it could not read
-        raise OrgImportError(f"line {line}: not readable as CSV: {exc}") from exc
+def _rows_from_csv(header: set[str], raw_rows: list[dict]) -> list[dict]:
     if set(_SALES_TEAM_COLUMNS) <= header:
         read_row = _sales_team_row  # region = regional office, branch = manager's team
     elif {"region_code", "branch_code"} <= header:

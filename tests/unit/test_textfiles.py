@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import codecs
+import csv
 
 import pytest
 
-from shared.textfiles import TextFileError, read_text
+from shared.textfiles import TextFileError, csv_rows, read_text
 
 TEXT = "code,name\nGZ01,广州分公司\n"
 
@@ -49,3 +50,17 @@ def test_a_named_utf8_drops_the_mark(tmp_path):
     path = tmp_path / "sheet.csv"
     path.write_bytes(codecs.BOM_UTF8 + TEXT.encode())
     assert read_text(path, "UTF_8") == read_text(path, "utf8") == TEXT
+
+
+def test_csv_rows_come_with_the_line_they_start_on():
+    text = 'a,b\n1,"two\nlines"\n3,4,extra\n'
+    columns, rows = csv_rows(text, "x.csv")
+
+    assert columns == {"a", "b"}
+    assert rows == [(2, {"a": "1", "b": "two\nlines"}), (4, {"a": "3", "b": "4", None: ["extra"]})]
+
+
+def test_a_csv_line_csv_cannot_read_is_refused_with_its_number():
+    huge = "x" * (csv.field_size_limit() + 1)
+    with pytest.raises(TextFileError, match=r"x\.csv: line 3: not readable as CSV: field larger"):
+        csv_rows(f'a\nfine\n"{huge}"\n', "x.csv")

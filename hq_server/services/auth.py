@@ -23,6 +23,9 @@ USER_PREFIX = "hqu_"
 
 # What a user name may be: it signs in, shows on pages and goes into logs as typed.
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{1,99}")
+MAX_DISPLAY_NAME = 200  # the columns' lengths
+MAX_EMAIL = 254
+EMAIL = re.compile(r"[^@\s\x00]+@[^@\s\x00]+")  # as lenient as a browser: ops@intranet
 
 
 class AuthError(ValueError):
@@ -51,6 +54,22 @@ def issue_agent_token(branch_code: str, label: str = "") -> str:
     return token
 
 
+class ProfileError(AuthError):
+    """A display name or e-mail address a user cannot have; ``code`` says which."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def check_profile(display_name: str, email: str | None) -> None:
+    """Refuse a display name or e-mail address that cannot be stored or used."""
+    if len(display_name) > MAX_DISPLAY_NAME or "\x00" in display_name:
+        raise ProfileError("bad_name", f"a name has at most {MAX_DISPLAY_NAME} characters")
+    if email is not None and (len(email) > MAX_EMAIL or not EMAIL.fullmatch(email)):
+        raise ProfileError("bad_email", "an e-mail address is written like name@example.com")
+
+
 def add_user(
     username: str,
     role: str,
@@ -66,6 +85,7 @@ def add_user(
         )
     if role not in ROLES:
         raise AuthError(f"role must be one of {', '.join(ROLES)}")
+    check_profile(display_name, email)
     unit = active_unit(scope_code)
     if unit is None:
         raise AuthError(f"no active org unit with code {scope_code!r}")

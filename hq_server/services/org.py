@@ -192,6 +192,8 @@ def ensure_hq(timezone: str) -> OrgUnit:
 
 def active_unit(code: str) -> OrgUnit | None:
     """Return the active row of the unit with ``code``, if any."""
+    if "\x00" in code:  # no code holds it, and PostgreSQL would refuse the comparison
+        return None
     return db.session.scalar(
         select(OrgUnit).where(OrgUnit.code == code, OrgUnit.active_to.is_(None))
     )

@@ -18,6 +18,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from hq_server.extensions import db
 from hq_server.models import OrgUnit, User
 from hq_server.models.auth import ROLES
+from hq_server.services.auth import ProfileError, check_profile
 from hq_server.services.org import active_unit
 
 MAX_FAILED_LOGINS = 5
@@ -120,9 +121,14 @@ def update_user(
     unit = active_unit(scope_code)
     if unit is None:
         raise AccountError("bad_scope", f"no active org unit with code {scope_code!r}")
+    display_name, email = display_name.strip(), (email or "").strip() or None
+    try:
+        check_profile(display_name, email)
+    except ProfileError as exc:
+        raise AccountError(exc.code, str(exc)) from exc
     user.role, user.scope_unit_id = role, unit.id
-    user.display_name = display_name.strip() or user.username
-    user.email = (email or "").strip() or None
+    user.display_name = display_name or user.username
+    user.email = email
     user.active = active
 
 

@@ -8,7 +8,7 @@ from flask_babel import gettext
 from hq_server.extensions import db
 from hq_server.models import User
 from hq_server.models.auth import ROLES
-from hq_server.services.auth import USERNAME, AuthError, add_user
+from hq_server.services.auth import USERNAME, AuthError, ProfileError, add_user
 from hq_server.web import accounts
 from hq_server.web.auth import account_message
 from hq_server.web.security import roles_required
@@ -57,7 +57,7 @@ def create_user():
         )
         user = accounts.find_user(form["username"])
         accounts.set_password(user, password)
-    except accounts.AccountError as exc:
+    except (accounts.AccountError, ProfileError) as exc:
         db.session.rollback()
         return _render(account_message(exc), form, 422)
     except AuthError:

@@ -6,6 +6,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from flask_babel import format_datetime, gettext
 
 from hq_server.extensions import db
+from hq_server.services import auth as auth_service
 from hq_server.web import accounts
 from hq_server.web.security import sign_in, sign_out
 
@@ -29,6 +30,10 @@ def account_message(exc: accounts.AccountError) -> str:
         "wrong_current": gettext("The current password is not right."),
         "bad_role": gettext("Choose one of the roles."),
         "bad_scope": gettext("Choose an active unit as the scope."),
+        "bad_name": gettext(
+            "A name has at most %(n)d characters.", n=auth_service.MAX_DISPLAY_NAME
+        ),
+        "bad_email": gettext("Write the e-mail address like name@example.com."),
     }
     return messages.get(exc.code, str(exc))
 

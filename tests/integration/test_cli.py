@@ -55,6 +55,12 @@ def test_bad_input_gets_a_clear_message_and_a_failing_exit_code(app, run, tmp_pa
     for name in ("eve\x01", "eve\nadmin logged in", " eve", "e"):  # as the console refuses
         bad_name = run("user", "add", name, "--role", "finance", "--scope", "HQ")
         assert bad_name.exit_code == 1 and "a user name has" in bad_name.output, repr(name)
+    for option, value, message in [
+        ("--email", "bob at example", "an e-mail address is written like"),
+        ("--name", "B" * 201, "a name has at most 200 characters"),
+    ]:
+        bad_profile = run("user", "add", "bob", "--role", "finance", "--scope", "HQ", option, value)
+        assert bad_profile.exit_code == 1 and message in bad_profile.output
     bad_file = tmp_path / "org.csv"
     bad_file.write_text("region_code,region_name,branch_code,branch_name\nbad code,x,B1,y\n")
     result = run("org", "import", str(bad_file))

@@ -345,6 +345,42 @@ def test_an_admin_adds_a_user_who_can_then_sign_in(app, signed_in, company):
     assert login(app.test_client(), "admin").status_code == 302
 
 
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"name": "x" * 201}, "名称最多 200 个字符。"),
+        ({"name": "Wang\x00"}, "名称最多 200 个字符。"),
+        ({"email": "wang at example"}, "请按 name@example.com 的格式填写电子邮件地址。"),
+        ({"email": "w" * 250 + "@example.com"}, "请按 name@example.com 的格式填写电子邮件地址。"),
+        ({"scope": "WEST\x00"}, "请选择一个角色,并选择一个有效的单位作为范围。"),
+    ],
+)
+def test_a_user_the_tables_cannot_hold_is_refused_by_the_form(app, signed_in, changes, message):
+    admin = signed_in("admin")
+    admin.get("/console/lang/zh_CN")
+    form = {"username": "wang", "name": "Wang Wei", "role": "region_manager", "scope": "WEST"}
+    answer = post_form(
+        admin,
+        "/console/admin/users",
+        {**form, **changes, "password": "a long enough secret"},
+        "/console/admin/users",
+    )
+
+    assert answer.status_code == 422
+    assert message in text(answer)
+    with app.app_context():
+        from hq_server.web import accounts
+
+        assert accounts.find_user("wang") is None
+        user_id = accounts.find_user("staff-user").id
+    if "scope" not in changes:  # the same rules when a user is changed
+        edit = {"action": "save", "role": "staff", "scope": "SH01", "name": "S", "active": "on"}
+        edited = post_form(
+            admin, f"/console/admin/users/{user_id}", {**edit, **changes}, "/console/admin/users"
+        )
+        assert edited.status_code == 422 and message in text(edited)
+
+
 def test_an_admin_changes_a_role_and_it_applies_at_the_next_request(app, signed_in, company):
     manager = signed_in("branch_manager")
     assert manager.get("/console/regions/EAST").status_code == 404

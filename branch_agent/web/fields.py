@@ -94,7 +94,7 @@ def _seconds(text: str) -> int:
 def _json_object(text: str) -> dict:
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python reads
         value = None
     if not isinstance(value, dict):
         raise ValueError(gettext('Enter a JSON object, e.g. {"reason": "no budget"}.'))

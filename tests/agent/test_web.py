@@ -437,10 +437,11 @@ def test_other_types_are_fixed_as_json(client, outbox):
     url = f"/rejected/{row['seq']}/fix"
     assert "&#34;reason&#34;: &#34;x&#34;" in client.get(url).get_data(as_text=True)
 
-    bad = post(client, url, {"rep": "SH01-007", "data": "[1, 2]", "occurred_at": PAST})
-    assert bad.status_code == 422
-    assert "Enter a JSON object" in bad.get_data(as_text=True)
-    assert outbox.get(row["seq"])["state"] == "rejected"
+    for data in ("[1, 2]", '{"reason": ' + "[" * 100_000 + "]" * 100_000 + "}"):
+        bad = post(client, url, {"rep": "SH01-007", "data": data, "occurred_at": PAST})
+        assert bad.status_code == 422
+        assert "Enter a JSON object" in bad.get_data(as_text=True)
+        assert outbox.get(row["seq"])["state"] == "rejected"
 
     post(client, url, {"rep": "SH01-007", "data": '{"reason": "no budget"}', "occurred_at": PAST})
 

@@ -133,6 +133,8 @@ def _rows_from_yaml(text: str) -> list[dict]:
         doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise OrgImportError(f"not valid YAML: {exc}") from exc
+    except RecursionError as exc:  # nested deeper than the parser goes
+        raise OrgImportError("not valid YAML: nested too deeply") from exc
     rows = []
     for i, region in enumerate(_mappings(doc, "regions", "the file")):
         where = f"regions[{i}]"

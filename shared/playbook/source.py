@@ -75,6 +75,9 @@ def read_yaml(text: str) -> tuple[Any, Lines]:
         raise PlaybookError(
             "the playbook is not valid YAML", [_error(exc.line, str(exc))]
         ) from None
+    except RecursionError:  # lists or mappings nested deeper than the parser goes
+        message = "nested too deeply"
+        raise PlaybookError("the playbook is not valid YAML", [_error(None, message)]) from None
     finally:
         loader.dispose()
 

@@ -157,6 +157,7 @@ def test_a_cell_too_large_for_csv_is_refused_with_its_line(ctx, tmp_path):
             "regions:\n  - code: EAST\n    branches:\n      - code: SH01\n        reps: [Ann]\n",
             "regions[0].branches[0].reps: expected a list of mappings",
         ),
+        ("regions: " + "[" * 100_000 + "]" * 100_000 + "\n", "not valid YAML: nested too deeply"),
     ],
 )
 def test_a_yaml_file_of_another_shape_is_refused_naming_where(ctx, tmp_path, text, where):

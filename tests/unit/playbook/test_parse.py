@@ -299,6 +299,8 @@ def test_each_rule_kind_checks_what_its_names_refer_to(rule, path, words):
         ("", "must be a mapping"),
         ("- just a list\n", "must be a mapping"),
         ("x" * 1_000_001, "at most"),
+        (HEAD + "rules: " + "[" * 100_000 + "]" * 100_000 + "\n", "nested too deeply"),
+        (HEAD + "rules: " + "{a: " * 5_000 + "1" + "}" * 5_000 + "\n", "nested too deeply"),
     ],
 )
 def test_unsafe_or_shapeless_yaml_is_refused(text, words):

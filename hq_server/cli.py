@@ -479,8 +479,8 @@ def export_pipeline(ctx: Context, unit: str, close_from, close_to, out: Path, at
                 writer.writerow(["view", "name", "count", "amount", "weighted"])
                 for view in ("by_stage", "by_category", "by_month"):
                     for name, line in report[view].items():
-                        row = [view, name, line["count"], line["amount"], line["weighted"]]
-                        writer.writerow(row)
+                        cells = [line["count"], line["amount"], line["weighted"]]
+                        writer.writerow([view, exports.csv_text(name), *cells])
     except OSError as exc:
         raise click.ClickException(f"cannot write {out}: {exc.strerror}") from exc
     click.echo(

@@ -7,6 +7,8 @@ import io
 
 from flask import Response
 
+from hq_server.services.exports import csv_text
+
 
 def _flatten(row: dict, prefix: str = "") -> dict:
     out = {}
@@ -23,7 +25,7 @@ def _flatten(row: dict, prefix: str = "") -> dict:
 
 def csv_response(rows: list[dict], filename: str) -> Response:
     """Return ``rows`` (nested dicts become dotted columns) as a CSV download."""
-    flat = [_flatten(r) for r in rows]
+    flat = [{k: csv_text(v) for k, v in _flatten(r).items()} for r in rows]
     columns: list[str] = []
     for row in flat:
         columns += [c for c in row if c not in columns]

@@ -119,5 +119,7 @@ def _csv(report: dict) -> bytes:
     writer.writerow(["view", "name", "count", "amount", "weighted"])
     for view in ("by_stage", "by_category", "by_month"):
         for key, line in report[view].items():
-            writer.writerow([view, key, line["count"], line["amount"], line["weighted"]])
+            writer.writerow(
+                [view, exports.csv_text(key), line["count"], line["amount"], line["weighted"]]
+            )
     return out.getvalue().encode()

@@ -10,6 +10,20 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 MONEY = "#,##0.00"
+# What a spreadsheet reads as the start of a formula when a cell's text begins with it.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value):
+    """Return ``value`` for a CSV cell; text a spreadsheet would run as a formula is made inert.
+
+    Names and customers come from branch staff: ``=HYPERLINK(…)`` typed as a customer must
+    stay text when finance opens the file. Such text gets a leading apostrophe, which
+    spreadsheets show as text (the OWASP advice); numbers (``-5.00``) are left as they are.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _is_money(value):
+        return "'" + value
+    return value
 
 
 def _sheet(book: Workbook, title: str, header: list[str], rows: list[list]) -> None:
@@ -25,6 +39,8 @@ def _sheet(book: Workbook, title: str, header: list[str], rows: list[list]) -> N
                 cell.number_format = MONEY
             elif isinstance(cell.value, (date, datetime)):
                 cell.number_format = "yyyy-mm-dd"
+            elif cell.data_type == "f":  # openpyxl takes text that starts with = as a formula
+                cell.data_type = "s"  # kept as the text it is; a text cell never runs
     for i, name in enumerate(header, start=1):
         sheet.column_dimensions[sheet.cell(1, i).column_letter].width = max(12, len(name) + 2)
 

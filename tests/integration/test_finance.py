@@ -125,3 +125,46 @@ def test_the_workbook_opens_with_the_same_totals(client, company):
     assert summary["weighted amount"] == Decimal(api["open"]["weighted"])
     deals = list(book["Deals"].iter_rows(min_row=2, values_only=True))
     assert len(deals) == 4  # the open deals, and the won and the lost one (no window)
+
+
+def test_text_a_spreadsheet_would_run_stays_text_in_the_exports(client, company):
+    rep = EventMaker("SH01-001")
+    deal = str(uuid.uuid4())
+    formula = '=HYPERLINK("http://example.invalid","open me")'
+    push(
+        client,
+        company.agent("SH01"),
+        [
+            rep.make(
+                "deal.opened",
+                {
+                    "name": formula,
+                    "amount": 1000,
+                    "currency": "CNY",
+                    "stage": "quote",
+                    "expected_close": "2027-01-10",
+                },
+                deal=deal,
+                customer="@SUM(A1:A9)",
+            )
+        ],
+    )
+    finance = company.user("finance")
+
+    book = load_workbook(
+        io.BytesIO(client.get("/api/v1/pipeline?unit=EAST&format=xlsx", headers=finance).data)
+    )
+    header = [c.value for c in book["Deals"][1]]
+    row = book["Deals"][2]
+    name, customer = row[header.index("name")], row[header.index("customer")]
+    assert (name.value, name.data_type) == (formula, "s")
+    assert (customer.value, customer.data_type) == ("@SUM(A1:A9)", "s")
+
+    since = "2026-01-01T00:00:00%2B00:00"
+    text = client.get(
+        f"/api/v1/pipeline/changes?unit=EAST&from={since}&close_from=2026-01-01"
+        "&close_to=2030-12-31&term=new&format=csv",
+        headers=finance,
+    ).get_data(as_text=True)
+    assert f"'{formula}".replace('"', '""') in text
+    assert "'@SUM(A1:A9)" in text

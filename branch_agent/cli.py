@@ -473,6 +473,13 @@ def serve(agent: Agent, host: str, port: int, with_sync: bool, rate: float) -> N
     from branch_agent.sync import SyncLoop
     from branch_agent.web import create_staff_app
 
+    if host not in _LOCAL_HOSTS:
+        click.echo(
+            f"warning: the staff page has no sign-in: anyone who can reach {host}:{port} can "
+            "record entries for this branch; keep it on 127.0.0.1 or behind the branch's own "
+            "access control",
+            err=True,
+        )
     loop, stop = None, threading.Event()
     if with_sync:
         with agent.outbox() as outbox:

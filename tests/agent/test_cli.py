@@ -52,6 +52,17 @@ def test_serve_on_a_taken_port_says_so_and_starts_nothing(tmp_path):
     assert result.exit_code == 1
     assert f"cannot serve on 127.0.0.1:{port}: Address already in use" in result.output
     assert not any(t.name == "sync" for t in threading.enumerate())
+    assert "no sign-in" not in result.output  # on this machine only: no warning
+
+
+def test_serve_beyond_this_machine_warns_that_the_page_has_no_sign_in(tmp_path):
+    init(tmp_path, "http://127.0.0.1:9")
+    result = CliRunner().invoke(
+        main, ["--data-dir", str(tmp_path), "serve", "--host", "192.0.2.1", "--port", "8600"]
+    )  # an address of no interface here: the bind fails after the warning
+
+    assert result.exit_code == 1
+    assert "the staff page has no sign-in: anyone who can reach 192.0.2.1:8600" in result.output
 
 
 def test_a_store_that_cannot_be_opened_is_named_and_left_as_it_is(tmp_path):

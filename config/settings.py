@@ -85,6 +85,7 @@ def _currency(env: dict[str, str], name: str, default: str) -> str:
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MIN_SECRET_KEY = 32
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class Settings:
     database_url: str | None = None
     redis_url: str | None = None
     secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    secret_key_given: bool = False  # False: made up for this process (sessions end with it)
     instance_dir: Path = DEFAULT_INSTANCE_DIR
     log_level: str = "INFO"
     max_batch_events: int = 1000
@@ -129,6 +131,7 @@ class Settings:
             ),
             redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
             secret_key=secret,
+            secret_key_given=bool(env.get("SECRET_KEY")),
             instance_dir=Path(env.get("HQ_INSTANCE_DIR") or DEFAULT_INSTANCE_DIR).resolve(),
             log_level=_choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS),
             max_batch_events=_int(env, "HQ_MAX_BATCH_EVENTS", 1000),
@@ -160,6 +163,21 @@ class Settings:
             secret_key="test-secret",
             testing=True,
         )
+
+    def secret_key_warning(self) -> str | None:
+        """Say what an unset or short ``SECRET_KEY`` costs in production, if it is so."""
+        if not self.secret_key_given:
+            return (
+                "SECRET_KEY is not set: console sign-ins end whenever the server restarts, and "
+                "servers behind one load balancer do not share them; set it to a long random "
+                "value, e.g. python -c 'import secrets; print(secrets.token_hex(32))'"
+            )
+        if len(self.secret_key) < MIN_SECRET_KEY:
+            return (
+                f"SECRET_KEY is shorter than {MIN_SECRET_KEY} characters: console sessions are "
+                "easier to forge"
+            )
+        return None
 
     def child_env(self) -> dict[str, str]:
         """Return this process's environment pointing children at the same services."""

@@ -570,6 +570,9 @@ def serve(ctx: Context, bind: str | None, workers: int | None) -> None:
     """Serve the API with gunicorn (the production server)."""
     from hq_server.wsgi import run_gunicorn
 
+    warning = ctx.settings.secret_key_warning()
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     app = ctx.app
     run_gunicorn(app, bind or ctx.settings.bind, workers or ctx.settings.web_concurrency)
 

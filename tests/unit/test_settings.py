@@ -73,3 +73,9 @@ def test_settings_that_can_work_are_taken():
     )
     assert settings.future_skew_seconds == 0 and settings.reporting_currency == "EUR"
     assert (settings.default_timezone, settings.log_level) == ("Europe/Berlin", "WARNING")
+
+
+def test_serving_without_a_long_secret_key_is_warned_about():
+    assert "SECRET_KEY is not set" in Settings.from_env({}).secret_key_warning()
+    assert "shorter than 32" in Settings.from_env({"SECRET_KEY": "hunter2"}).secret_key_warning()
+    assert Settings.from_env({"SECRET_KEY": "k" * 32}).secret_key_warning() is None

@@ -6,6 +6,8 @@ import csv
 from datetime import date
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from branch_agent.importer import ImportFormatError, import_file
 from branch_agent.outbox import Outbox
@@ -228,3 +230,56 @@ def test_a_price_list_with_a_bad_price_is_refused_with_its_line(outbox, sheet):
     with pytest.raises(ImportFormatError, match=r"products\.csv: line 2: sales_price: not an"):
         import_file(outbox, sheet)
     assert outbox.list() == []
+
+
+JUNK = st.one_of(st.text(max_size=8), st.sampled_from(["", '"', "a\nb", "=1", "NaN", "-1"]))
+COLUMN_VALUES = {
+    "opportunity_id": st.sampled_from(["W1", "W2", ""]),
+    "sales_agent": st.sampled_from(["Anna Snelling", "Moses Frase"]),
+    "product": st.sampled_from(["GTX Pro", "Quantum Box"]),
+    "deal_stage": st.sampled_from(["Won", "Lost", "Engaging", "Prospecting"]),
+    "engage_date": st.sampled_from(["2017-01-02", "2017-02-30", "1900-01-01", ""]),
+    "close_date": st.sampled_from(["2017-03-01", "2016-12-01", "9999-12-31", ""]),
+    "close_value": st.sampled_from(["4500", "lots", "1e400", "inf", "-5", "1,200", ""]),
+    "type": st.sampled_from(["call.logged", "visit.logged", "deal.won", "nope"]),
+    "occurred_at": st.sampled_from(["2026-11-20T11:00:00+08:00", "2026-11-20T11:00", "soon"]),
+    "rep": st.sampled_from(["ANNA-SNELLING", "CECILY-LAMPKIN", ""]),
+    "connected": st.sampled_from(["true", "false", "maybe", ""]),
+}
+SHEET_HEADERS = [
+    PIPELINE,
+    ["type", "occurred_at", "rep", "customer", "deal", "id", "connected", "outcome"],
+]
+
+
+@st.composite
+def sheets(draw) -> tuple[list[str], list[list[str]]]:
+    """A header and rows whose cells are mostly what the column expects, some junk, some extra."""
+    header = draw(st.sampled_from(SHEET_HEADERS))
+    rows = []
+    for _ in range(draw(st.integers(0, 5))):
+        row = [draw(COLUMN_VALUES.get(c, JUNK) | JUNK if draw(st.booleans()) else
+                    COLUMN_VALUES.get(c, JUNK)) for c in header]  # fmt: skip
+        cut = draw(st.integers(0, 2))  # a short row, a whole one, or extra cells
+        rows.append(row[: len(row) - 1] if cut == 0 else row + ["extra"] if cut == 2 else row)
+    return header, rows
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(sheets())
+def test_any_sheet_is_imported_row_by_row_or_refused(tmp_path_factory, sheet_rows):
+    header, rows = sheet_rows
+    folder = tmp_path_factory.mktemp("sheet")
+    _write(folder / "products.csv", ["product", "sales_price"], [["GTX Pro", "4821"]])
+    path = _write(folder / "sheet.csv", header, rows)
+    with Outbox(folder / "agent") as box:
+        box.set_cache(branch={"code": "B", "name": "b", "timezone": "Asia/Shanghai"}, reps=REPS)
+        try:
+            report = import_file(box, path)
+        except ImportFormatError as exc:
+            assert str(exc)
+            return
+        assert len(report.rows) == len(rows)  # every row reported
+        assert all(r.status != "refused" or r.reason for r in report.rows)
+        extra = [r for r, cells in zip(report.rows, rows, strict=True) if len(cells) > len(header)]
+        assert all(r.status == "refused" for r in extra)  # a cell beyond the header: refused

@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from branch_agent.outbox import Outbox
@@ -109,12 +108,12 @@ def load_prices(folder: Path, encoding: str | None = None) -> dict[str, float]:
 def _money(value: str, column: str) -> float:
     """Read an amount of money from a cell; refuse text, NaN and infinities by the column."""
     try:
-        amount = Decimal(value.replace(",", ""))
-    except InvalidOperation:
-        amount = None
-    if amount is None or not math.isfinite(float(amount)):  # 1e400 is a float's infinity
+        amount = float(value.replace(",", ""))
+    except ValueError:
+        amount = math.nan
+    if not math.isfinite(amount):  # text, NaN, inf, and 1e400 (a float's infinity)
         raise RecordError({column: [f"not an amount: {value!r}"]})
-    return float(amount)
+    return amount
 
 
 def _day(value: str, column: str) -> date:

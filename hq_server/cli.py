@@ -445,7 +445,6 @@ def export() -> None:
 @pass_ctx
 def export_pipeline(ctx: Context, unit: str, close_from, close_to, out: Path, at) -> None:
     """Write the pipeline of UNIT (all of it: the command line runs as HQ) to a file."""
-    import csv
     from zoneinfo import ZoneInfo
 
     from hq_server.services import exports
@@ -470,17 +469,11 @@ def export_pipeline(ctx: Context, unit: str, close_from, close_to, out: Path, at
         except WindowError as exc:
             raise click.ClickException(str(exc)) from exc
         deals = None if at else pipelines.open_deals(hq, unit, lo, hi)
+    xlsx = out.suffix.lower() == ".xlsx"
     try:
-        if out.suffix.lower() == ".xlsx":
-            out.write_bytes(exports.pipeline_workbook(report, deals))
-        else:
-            with out.open("w", newline="", encoding="utf-8") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(["view", "name", "count", "amount", "weighted"])
-                for view in ("by_stage", "by_category", "by_month"):
-                    for name, line in report[view].items():
-                        cells = [line["count"], line["amount"], line["weighted"]]
-                        writer.writerow([view, exports.csv_text(name), *cells])
+        out.write_bytes(
+            exports.pipeline_workbook(report, deals) if xlsx else exports.pipeline_csv(report)
+        )
     except OSError as exc:
         raise click.ClickException(f"cannot write {out}: {exc.strerror}") from exc
     click.echo(

@@ -7,8 +7,6 @@ file. Files are kept ``KEEP`` days.
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -71,7 +69,7 @@ def build(export_id: str) -> dict:
     stamp = report.get("at", report["rates_as_of"])[:19].replace(":", "")
     name = f"pipeline-{p['unit']}-{stamp}"
     if p.get("format") == "csv":
-        job.content, job.mimetype = _csv(report), "text/csv"
+        job.content, job.mimetype = exports.pipeline_csv(report), "text/csv"
         job.filename = name + ".csv"
     else:
         deals = None
@@ -111,15 +109,3 @@ def describe(job: ExportJob, download_url: str | None) -> dict:
 
 def _day(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
-
-
-def _csv(report: dict) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["view", "name", "count", "amount", "weighted"])
-    for view in ("by_stage", "by_category", "by_month"):
-        for key, line in report[view].items():
-            writer.writerow(
-                [view, exports.csv_text(key), line["count"], line["amount"], line["weighted"]]
-            )
-    return out.getvalue().encode()

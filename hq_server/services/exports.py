@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 from datetime import date, datetime
 from decimal import Decimal
@@ -132,3 +133,14 @@ def _deal_sheet(book: Workbook, deals: list[dict]) -> None:
             for d in deals
         ],
     )
+
+
+def pipeline_csv(report: dict) -> bytes:
+    """The pipeline's views as one CSV table: view, name, count, amount, weighted."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["view", "name", "count", "amount", "weighted"])
+    for view in ("by_stage", "by_category", "by_month"):
+        for key, line in report[view].items():
+            writer.writerow([view, csv_text(key), line["count"], line["amount"], line["weighted"]])
+    return out.getvalue().encode()

@@ -64,11 +64,8 @@ def read_org_file(path: Path, encoding: str | None = None) -> list[dict]:
     """
     try:
         text = read_text(path, encoding)
-    except TextFileError as exc:
-        raise OrgImportError(str(exc)) from exc
-    if path.suffix.lower() in (".yaml", ".yml"):
-        return _rows_from_yaml(text)
-    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            return _rows_from_yaml(text)
         header, raw_rows = csv_rows(text, path.name)
     except TextFileError as exc:
         raise OrgImportError(str(exc)) from exc
@@ -79,11 +76,8 @@ _SALES_TEAM_COLUMNS = ("sales_agent", "manager", "regional_office")
 
 
 def _rows_from_csv(header: set[str], raw_rows: list[dict]) -> list[dict]:
-    if set(_SALES_TEAM_COLUMNS) <= header:
-        read_row = _sales_team_row  # region = regional office, branch = manager's team
-    elif {"region_code", "branch_code"} <= header:
-        read_row = _org_row
-    else:
+    sales_team = set(_SALES_TEAM_COLUMNS) <= header  # region = office, branch = manager's team
+    if not sales_team and not {"region_code", "branch_code"} <= header:
         raise OrgImportError(
             "unrecognised CSV header: expected sales_agent,manager,regional_office or "
             "region_code,region_name,branch_code,branch_name[,timezone,rep_code,rep_name]",
@@ -94,25 +88,19 @@ def _rows_from_csv(header: set[str], raw_rows: list[dict]) -> list[dict]:
         if None in raw:  # DictReader keeps the cells beyond the header under None
             errors[f"row {number}"] = {"_row": ["more cells than the header has columns"]}
             continue
-        row, row_errors = read_row(
-            {k.strip(): v.strip() for k, v in raw.items() if v and v.strip()}
-        )
-        if row_errors:
-            errors[f"row {number}"] = row_errors
-        else:
-            rows.append(row)
+        cells = {k.strip(): v.strip() for k, v in raw.items() if v and v.strip()}
+        missing = [c for c in _SALES_TEAM_COLUMNS if c not in cells] if sales_team else []
+        if missing:
+            errors[f"row {number}"] = {c: ["Missing data for required field."] for c in missing}
+        else:  # the general rows are checked whole by ``validate_rows``
+            rows.append(_sales_team_row(cells) if sales_team else cells)
     if errors:
         raise OrgImportError(f"{len(errors)} row(s) are not valid; nothing was imported", errors)
     return rows
 
 
-def _sales_team_row(cells: dict) -> tuple[dict | None, dict | None]:
-    """One row of the sales-team sheet as an org row, or the errors of its empty cells."""
-    missing = {
-        c: ["Missing data for required field."] for c in _SALES_TEAM_COLUMNS if c not in cells
-    }
-    if missing:
-        return None, missing
+def _sales_team_row(cells: dict) -> dict:
+    """One row of the sales-team sheet as an org row."""
     agent, manager, region = (cells[c] for c in _SALES_TEAM_COLUMNS)
     return {
         "region_code": slug(region),
@@ -121,11 +109,7 @@ def _sales_team_row(cells: dict) -> tuple[dict | None, dict | None]:
         "branch_name": f"{manager}'s team",
         "rep_code": slug(agent),
         "rep_name": agent,
-    }, None
-
-
-def _org_row(cells: dict) -> tuple[dict, None]:
-    return cells, None  # checked whole by ``validate_rows``
+    }
 
 
 def _rows_from_yaml(text: str) -> list[dict]:

@@ -130,6 +130,11 @@ def test_rates_and_the_pipeline_workbook_from_the_command_line(app, run, company
     assert "720.00 CNY open, 432.00 weighted" in result.output
     book = load_workbook(tmp_path / "p.xlsx")
     assert book["Deals"]["H2"].value == 100 and book["Deals"]["I2"].value == "USD"
+    as_csv = run("export", "pipeline", "--unit", "EAST", "--out", str(tmp_path / "p.csv"))
+    assert as_csv.exit_code == 0, as_csv.output
+    lines = (tmp_path / "p.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "view,name,count,amount,weighted"
+    assert "by_stage,quote,1,720.00,432.00" in lines
 
 
 @pytest.mark.parametrize(

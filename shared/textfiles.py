@@ -12,8 +12,10 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from pathlib import Path
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what ends a line of the csv module's input
 # Longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
 _MARKS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -69,13 +71,14 @@ def csv_rows(text: str, name: str) -> tuple[set[str], list[tuple[int, dict]]]:
     """
     reader = csv.DictReader(io.StringIO(text, newline=""))
     rows: list[tuple[int, dict]] = []
-    start = 1
+    read_to = 1  # the last line of what was read
     try:
         columns = {h.strip() for h in reader.fieldnames or []}
-        start = reader.line_num + 1
-        for row in reader:
-            rows.append((start, row))
-            start = reader.line_num + 1
+        for row in reader:  # blank lines are skipped: count back from the row's last line
+            cells = [*row.values(), *(row.get(None) or ())]  # (None: the extra cells' list)
+            breaks = sum(len(_LINE_BREAK.findall(c)) for c in cells if isinstance(c, str))
+            read_to = reader.line_num
+            rows.append((read_to - breaks, row))
     except csv.Error as exc:
-        raise TextFileError(f"{name}: line {start}: not readable as CSV: {exc}") from exc
+        raise TextFileError(f"{name}: line {read_to + 1}: not readable as CSV: {exc}") from exc
     return columns, rows

@@ -52,6 +52,11 @@ def test_a_named_utf8_drops_the_mark(tmp_path):
     assert read_text(path, "UTF_8") == read_text(path, "utf8") == TEXT
 
 
+def test_blank_lines_and_line_breaks_in_cells_keep_the_lines_right():
+    text = 'a,b\r\n\r\n\r\n1,"x\r\ny"\r\n\n3,"p\rq\nr"\n5,6\n'
+    assert [line for line, _ in csv_rows(text, "x.csv")[1]] == [4, 7, 10]
+
+
 def test_csv_rows_come_with_the_line_they_start_on():
     text = 'a,b\n1,"two\nlines"\n3,4,extra\n'
     columns, rows = csv_rows(text, "x.csv")

@@ -18,7 +18,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from hq_server.extensions import db
 from hq_server.models import OrgUnit, User
 from hq_server.models.auth import ROLES
-from hq_server.services.auth import ProfileError, check_profile
+from hq_server.services.auth import check_profile
 from hq_server.services.org import active_unit
 
 MAX_FAILED_LOGINS = 5
@@ -122,10 +122,7 @@ def update_user(
     if unit is None:
         raise AccountError("bad_scope", f"no active org unit with code {scope_code!r}")
     display_name, email = display_name.strip(), (email or "").strip() or None
-    try:
-        check_profile(display_name, email)
-    except ProfileError as exc:
-        raise AccountError(exc.code, str(exc)) from exc
+    check_profile(display_name, email)  # ProfileError, with a code as AccountError has
     user.role, user.scope_unit_id = role, unit.id
     user.display_name = display_name or user.username
     user.email = email

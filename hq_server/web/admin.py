@@ -98,7 +98,7 @@ def update_user(user_id: int):
                 email=request.form.get("email"),
                 active=request.form.get("active") == "on",
             )
-    except accounts.AccountError as exc:
+    except (accounts.AccountError, ProfileError) as exc:
         db.session.rollback()
         return _render(account_message(exc), status=422)
     db.session.commit()
